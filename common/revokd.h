@@ -1,0 +1,93 @@
+/*
+ * revokd.h: what every module of revokd shares: the version, the project's
+ * single error enum, and a seeded random source for tests, the simulator and
+ * the benchmarks (never for keys or nonces: those come from OpenSSL).
+ */
+#ifndef REVOKD_H
+#define REVOKD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The version every binary prints for --version. */
+#define REVOKD_VERSION "0.1.0"
+
+/*
+ * The error map: one line per error, name and message. Codes from LMDB, errno,
+ * nng and OpenSSL are translated into these where they enter our code, so a
+ * caller only ever sees a revokd_err.
+ */
+#define REVOKD_ERR_MAP(X)                                                     \
+	X(OK, "success")                                                      \
+	X(NOMEM, "out of memory")                                             \
+	X(INVAL, "invalid argument")                                          \
+	X(IO, "input/output error")                                           \
+	X(NOTFOUND, "not found")                                              \
+	X(EXIST, "already exists")                                            \
+	X(CORRUPT, "stored data is corrupt")                                  \
+	X(SCHEMA, "store was written by an incompatible version")             \
+	X(LOCKED, "data dir is locked by another process")                    \
+	X(MAPFULL, "store is full: map size reached")                         \
+	X(NOSPACE, "no space left on device")                                 \
+	X(MAPRESIZED, "store map was grown by the writer")                    \
+	X(READERS, "too many store readers")                                  \
+	X(PERM, "permission denied")                                          \
+	X(CRYPTO, "cryptographic operation failed")                           \
+	X(TOOBIG, "size limit exceeded")                                      \
+	X(MALFORMED, "malformed input")                                       \
+	X(KIND, "entry kind does not match the stored entry")                 \
+	X(LIMIT, "too many writer regions in one counter")                    \
+	X(CLOCK, "remote clock too far ahead")                                \
+	X(AGAIN, "try again")                                                 \
+	X(CLOSED, "connection closed")                                        \
+	X(TIMEDOUT, "timed out")                                              \
+	X(AUTH, "authentication failed")                                      \
+	X(PROTO, "protocol error")                                            \
+	X(CONFIG, "invalid configuration")                                    \
+	X(INTERNAL, "internal error")
+
+/* A revokd error code. REVOKD_OK is zero; every error is positive. */
+typedef enum revokd_err {
+#define REVOKD__ERR_ENUM(name, msg) REVOKD_E##name,
+	REVOKD_ERR_MAP(REVOKD__ERR_ENUM)
+#undef REVOKD__ERR_ENUM
+	REVOKD_ERR_COUNT
+} revokd_err;
+
+/* REVOKD_OK under its usual name. */
+#define REVOKD_OK REVOKD_EOK
+
+/* A sentence describing err, for humans. Never NULL. */
+const char *revokd_strerror(revokd_err err);
+
+/* The code's short name ("NOMEM"), for logs and JSON. Never NULL. */
+const char *revokd_err_name(revokd_err err);
+
+/* An errno value as a revokd_err. */
+revokd_err revokd_err_from_errno(int errnum);
+
+/*
+ * A small, fast, seeded pseudo-random source (xoshiro256**, seeded through
+ * splitmix64). Deterministic for a given seed on every platform, which is what
+ * the simulator's reproducibility and the property tests rest on.
+ */
+typedef struct revokd_rng {
+	uint64_t s[4];
+} revokd_rng;
+
+/* Seed rng from one 64-bit value. */
+void revokd_rng_seed(revokd_rng *rng, uint64_t seed);
+
+/* The next 64 random bits. */
+uint64_t revokd_rng_next(revokd_rng *rng);
+
+/* A uniform integer in [0, bound); bound must be positive. */
+uint64_t revokd_rng_below(revokd_rng *rng, uint64_t bound);
+
+/* A uniform double in [0, 1). */
+double revokd_rng_unit(revokd_rng *rng);
+
+/* Fill buf with len random bytes. */
+void revokd_rng_bytes(revokd_rng *rng, void *buf, size_t len);
+
+#endif /* REVOKD_H */

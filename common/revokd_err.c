@@ -1,0 +1,66 @@
+/*
+ * revokd_err.c: names and messages of the error map, and errno translation.
+ */
+#include "common/revokd.h"
+
+#include <errno.h>
+
+static const char *const revokd__err_msg[] = {
+#define REVOKD__ERR_MSG(name, msg) msg,
+	REVOKD_ERR_MAP(REVOKD__ERR_MSG)
+#undef REVOKD__ERR_MSG
+};
+
+static const char *const revokd__err_names[] = {
+#define REVOKD__ERR_NAME(name, msg) #name,
+	REVOKD_ERR_MAP(REVOKD__ERR_NAME)
+#undef REVOKD__ERR_NAME
+};
+
+const char *
+revokd_strerror(revokd_err err)
+{
+	if ((unsigned)err >= REVOKD_ERR_COUNT)
+		return "unknown error";
+	return revokd__err_msg[err];
+}
+
+const char *
+revokd_err_name(revokd_err err)
+{
+	if ((unsigned)err >= REVOKD_ERR_COUNT)
+		return "UNKNOWN";
+	return revokd__err_names[err];
+}
+
+revokd_err
+revokd_err_from_errno(int errnum)
+{
+	switch (errnum) {
+	case 0:
+		return REVOKD_OK;
+	case ENOMEM:
+		return REVOKD_ENOMEM;
+	case EINVAL:
+		return REVOKD_EINVAL;
+	case ENOENT:
+		return REVOKD_ENOTFOUND;
+	case EEXIST:
+		return REVOKD_EEXIST;
+	case EACCES:
+	case EPERM:
+		return REVOKD_EPERM;
+	case ENOSPC:
+	case EDQUOT:
+		return REVOKD_ENOSPACE;
+	case EAGAIN:
+		return REVOKD_EAGAIN;
+	case ETIMEDOUT:
+		return REVOKD_ETIMEDOUT;
+	case ECONNRESET:
+	case EPIPE:
+		return REVOKD_ECLOSED;
+	default:
+		return REVOKD_EIO;
+	}
+}

@@ -1,0 +1,604 @@
+/*
+ * store.c: the LMDB replica store: open, apply, prune, metadata.
+ */
+#include "crdt/crdt_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define CRDT__DEFAULT_MAP_SIZE ((size_t)8 << 30)
+#define CRDT__DEFAULT_READERS 1022
+#define CRDT__DEFAULT_LEEWAY 300
+#define CRDT__EXPIRY_KEY_LEN (8 + CRDT_KEY_LEN)
+#define CRDT__BUCKET_VAL_LEN 24
+#define CRDT__FILE_MODE 0660
+#define CRDT__LOCK_NAME "revokd.lock"
+
+revokd_err
+crdt__mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return REVOKD_OK;
+	case MDB_NOTFOUND:
+		return REVOKD_ENOTFOUND;
+	case MDB_MAP_FULL:
+		return REVOKD_EMAPFULL;
+	case MDB_MAP_RESIZED:
+		return REVOKD_EMAPRESIZED;
+	case MDB_READERS_FULL:
+		return REVOKD_EREADERS;
+	case MDB_TXN_FULL:
+		return REVOKD_ETOOBIG;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_BAD_VALSIZE:
+		return REVOKD_ECORRUPT;
+	default:
+		return rc > 0 ? revokd_err_from_errno(rc) : REVOKD_EIO;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small encodings                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* exp as a big-endian integer that sorts like the signed value. */
+static void
+crdt__expiry_key(int64_t exp, const crdt_key *key, uint8_t *out)
+{
+	put_be64(out, (uint64_t)exp ^ (1ull << 63));
+	memcpy(out + 8, key->b, CRDT_KEY_LEN);
+}
+
+static int64_t
+crdt__expiry_exp(const uint8_t *p)
+{
+	return (int64_t)(get_be64(p) ^ (1ull << 63));
+}
+
+static void
+crdt__bucket_encode(const crdt_summary *sum, uint8_t *out)
+{
+	memcpy(out, &sum->count, 8);
+	memcpy(out + 8, &sum->fp_lo, 8);
+	memcpy(out + 16, &sum->fp_hi, 8);
+}
+
+static void
+crdt__bucket_decode(const uint8_t *p, crdt_summary *sum)
+{
+	memcpy(&sum->count, p, 8);
+	memcpy(&sum->fp_lo, p + 8, 8);
+	memcpy(&sum->fp_hi, p + 16, 8);
+}
+
+static bool
+crdt__expired(const crdt_store *s, int64_t exp, int64_t now)
+{
+	/* exp + leeway < now, without overflow for any exp. */
+	return exp < now - s->prune_leeway;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bucket summaries inside a write transaction                              */
+/* ------------------------------------------------------------------------ */
+
+static crdt_summary *
+crdt__working(crdt_store *s, const crdt_key *key)
+{
+	uint32_t b = crdt_key_bucket(key);
+
+	if (!s->is_dirty[b]) {
+		s->is_dirty[b] = 1;
+		s->working[b] = s->bucket[b];
+		s->dirty[s->n_dirty++] = b;
+	}
+	return &s->working[b];
+}
+
+static revokd_err
+crdt__buckets_write(crdt_store *s, MDB_txn *txn)
+{
+	static const crdt_summary zero;
+
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		uint32_t b = s->dirty[i];
+		uint8_t kb[2] = {(uint8_t)(b >> 8), (uint8_t)b};
+		uint8_t vb[CRDT__BUCKET_VAL_LEN];
+		MDB_val k = {sizeof(kb), kb}, v = {sizeof(vb), vb};
+		int rc;
+
+		if (crdt_summary_equal(&s->working[b], &zero)) {
+			rc = mdb_del(txn, s->buckets, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		} else {
+			crdt__bucket_encode(&s->working[b], vb);
+			rc = mdb_put(txn, s->buckets, &k, &v, 0);
+		}
+		if (rc != 0)
+			return crdt__mdb_err(rc);
+	}
+	return REVOKD_OK;
+}
+
+/* Forget the transaction's bucket copies; publish them first if committed. */
+static void
+crdt__buckets_end(crdt_store *s, bool committed)
+{
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		uint32_t b = s->dirty[i];
+
+		if (committed) {
+			s->count += s->working[b].count - s->bucket[b].count;
+			s->bucket[b] = s->working[b];
+		}
+		s->is_dirty[b] = 0;
+	}
+	s->n_dirty = 0;
+}
+
+/* Commit txn (writing the dirty buckets), or abort it when err is set. */
+static revokd_err
+crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
+{
+	size_t id = mdb_txn_id(txn);
+	int rc;
+
+	if (err == REVOKD_OK)
+		err = crdt__buckets_write(s, txn);
+	if (err != REVOKD_OK) {
+		mdb_txn_abort(txn);
+		crdt__buckets_end(s, false);
+		return err;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		crdt__buckets_end(s, false);
+		return crdt__mdb_err(rc);
+	}
+	crdt__buckets_end(s, true);
+	s->last_txnid = id;
+	return REVOKD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open and close                                                           */
+/* ------------------------------------------------------------------------ */
+
+static revokd_err
+crdt__lock_dir(crdt_store *s, const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CRDT__LOCK_NAME) >=
+	    (int)sizeof(path))
+		return REVOKD_EINVAL;
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0)
+		return revokd_err_from_errno(errno);
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? REVOKD_ELOCKED
+					    : revokd_err_from_errno(errno);
+	return REVOKD_OK;
+}
+
+static revokd_err
+crdt__load_buckets(crdt_store *s, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->buckets, &cur)) != 0)
+		return crdt__mdb_err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *kb = k.mv_data;
+		uint32_t b;
+
+		if (k.mv_size != 2 || v.mv_size != CRDT__BUCKET_VAL_LEN)
+			break;
+		b = (uint32_t)kb[0] << 8 | kb[1];
+		if (b >= CRDT_BUCKETS)
+			break;
+		crdt__bucket_decode(v.mv_data, &s->bucket[b]);
+		s->count += s->bucket[b].count;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? REVOKD_OK : REVOKD_ECORRUPT;
+}
+
+/* Check (or, in a new store, write) the schema version. */
+static revokd_err
+crdt__check_schema(crdt_store *s, MDB_txn *txn)
+{
+	uint32_t want = CRDT__SCHEMA;
+	MDB_val k = {sizeof("crdt.schema") - 1, (void *)"crdt.schema"};
+	MDB_val v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND && !s->read_only) {
+		v.mv_size = sizeof(want);
+		v.mv_data = &want;
+		return crdt__mdb_err(mdb_put(txn, s->meta, &k, &v, 0));
+	}
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? REVOKD_ESCHEMA : crdt__mdb_err(rc);
+	if (v.mv_size != sizeof(want) || memcmp(v.mv_data, &want, 4) != 0)
+		return REVOKD_ESCHEMA;
+	return REVOKD_OK;
+}
+
+static revokd_err
+crdt__open_dbis(crdt_store *s)
+{
+	unsigned create = s->read_only ? 0 : MDB_CREATE;
+	MDB_txn *txn;
+	int rc;
+	revokd_err err;
+
+	rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		return crdt__mdb_err(rc);
+	if ((rc = mdb_dbi_open(txn, "entries", create, &s->entries)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "expiry", create, &s->expiry)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "buckets", create, &s->buckets)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", create, &s->meta)) != 0) {
+		mdb_txn_abort(txn);
+		return rc == MDB_NOTFOUND ? REVOKD_ENOTFOUND
+					  : crdt__mdb_err(rc);
+	}
+	err = crdt__check_schema(s, txn);
+	if (err == REVOKD_OK && !s->read_only)
+		err = crdt__load_buckets(s, txn);
+	s->last_txnid = mdb_txn_id(txn);
+	if (err != REVOKD_OK) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	/* Commit even when read-only: DBIs opened in a txn live past it. */
+	return crdt__mdb_err(mdb_txn_commit(txn));
+}
+
+static revokd_err
+crdt__alloc_buckets(crdt_store *s)
+{
+	s->bucket = calloc(CRDT_BUCKETS, sizeof(*s->bucket));
+	s->working = calloc(CRDT_BUCKETS, sizeof(*s->working));
+	s->dirty = calloc(CRDT_BUCKETS, sizeof(*s->dirty));
+	s->is_dirty = calloc(CRDT_BUCKETS, 1);
+	if (!s->bucket || !s->working || !s->dirty || !s->is_dirty)
+		return REVOKD_ENOMEM;
+	return REVOKD_OK;
+}
+
+static revokd_err
+crdt__open_env(crdt_store *s, const char *dir, const crdt_store_options *o)
+{
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	int rc, dead;
+
+	if (s->read_only)
+		flags |= MDB_RDONLY;
+	if (o->no_sync)
+		flags |= MDB_NOSYNC;
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		return crdt__mdb_err(rc);
+	if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, o->max_readers
+			    ? o->max_readers
+			    : CRDT__DEFAULT_READERS)) != 0)
+		return crdt__mdb_err(rc);
+	if (!s->read_only &&
+	    (rc = mdb_env_set_mapsize(s->env, o->map_size
+			    ? o->map_size
+			    : CRDT__DEFAULT_MAP_SIZE)) != 0)
+		return crdt__mdb_err(rc);
+	if ((rc = mdb_env_open(s->env, dir, flags, CRDT__FILE_MODE)) != 0)
+		return rc == ENOENT ? REVOKD_ENOTFOUND : crdt__mdb_err(rc);
+	/* Free the slots of readers that died holding a snapshot. */
+	if ((rc = mdb_reader_check(s->env, &dead)) != 0)
+		return crdt__mdb_err(rc);
+	return REVOKD_OK;
+}
+
+revokd_err
+crdt_store_open(const char *dir, const crdt_store_options *opt,
+    crdt_store **out)
+{
+	static const crdt_store_options defaults;
+	const crdt_store_options *o = opt ? opt : &defaults;
+	crdt_store *s;
+	revokd_err err;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return REVOKD_ENOMEM;
+	s->lock_fd = -1;
+	s->read_only = o->read_only;
+	s->prune_leeway = o->prune_leeway ? o->prune_leeway
+					  : CRDT__DEFAULT_LEEWAY;
+	if ((!s->read_only && ((err = crdt__lock_dir(s, dir)) != REVOKD_OK ||
+				  (err = crdt__alloc_buckets(s)) != REVOKD_OK)) ||
+	    (err = crdt__open_env(s, dir, o)) != REVOKD_OK ||
+	    (err = crdt__open_dbis(s)) != REVOKD_OK) {
+		crdt_store_close(s);
+		return err;
+	}
+	*out = s;
+	return REVOKD_OK;
+}
+
+void
+crdt_store_close(crdt_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
+	free(s->bucket);
+	free(s->working);
+	free(s->dirty);
+	free(s->is_dirty);
+	free(s);
+}
+
+uint64_t
+crdt_store_count(const crdt_store *s)
+{
+	return s->count;
+}
+
+void
+crdt_store_buckets_sum(const crdt_store *s, uint32_t first, uint32_t last,
+    crdt_summary *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (s->bucket == NULL)
+		return;
+	for (uint32_t b = first; b < last && b < CRDT_BUCKETS; b++)
+		crdt_summary_add(out, &s->bucket[b]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Apply                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Move key's expiry index entry from old_exp (if had_old) to new_exp. */
+static revokd_err
+crdt__expiry_move(crdt_store *s, MDB_txn *txn, const crdt_key *key,
+    bool had_old, int64_t old_exp, int64_t new_exp)
+{
+	uint8_t kb[CRDT__EXPIRY_KEY_LEN];
+	MDB_val k = {sizeof(kb), kb}, v = {0, NULL};
+	int rc;
+
+	if (had_old) {
+		if (old_exp == new_exp)
+			return REVOKD_OK;
+		crdt__expiry_key(old_exp, key, kb);
+		if ((rc = mdb_del(txn, s->expiry, &k, NULL)) != 0 &&
+		    rc != MDB_NOTFOUND)
+			return crdt__mdb_err(rc);
+	}
+	crdt__expiry_key(new_exp, key, kb);
+	return crdt__mdb_err(mdb_put(txn, s->expiry, &k, &v, 0));
+}
+
+/*
+ * Merge one incoming entry in txn. *merged is the resulting state; *changed
+ * and *added say what happened.
+ */
+static revokd_err
+crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
+    crdt_entry *merged, bool *changed, bool *added)
+{
+	MDB_val k = {CRDT_KEY_LEN, (void *)in->key.b}, v;
+	uint8_t buf[CRDT_VALUE_MAX];
+	crdt_summary old_sum, new_sum;
+	bool existed;
+	int64_t old_exp = 0;
+	revokd_err err;
+	int rc;
+
+	rc = mdb_get(txn, s->entries, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return crdt__mdb_err(rc);
+	existed = rc == 0;
+	memset(merged, 0, sizeof(*merged));
+	merged->key = in->key;
+	merged->kind = in->kind;
+	if (existed) {
+		if ((err = crdt_value_decode(v.mv_data, v.mv_size, merged)))
+			return err;
+		crdt__value_summary(&in->key, v.mv_data, v.mv_size, &old_sum);
+		old_exp = merged->u.token.exp;
+	}
+	if ((err = crdt_entry_merge(merged, in, changed)) != REVOKD_OK)
+		return err;
+	*added = *changed && !existed;
+	if (!*changed)
+		return REVOKD_OK;
+
+	v.mv_size = crdt_value_encode(merged, buf);
+	v.mv_data = buf;
+	if ((rc = mdb_put(txn, s->entries, &k, &v, 0)) != 0)
+		return crdt__mdb_err(rc);
+	if (crdt_kind_is_token(merged->kind) &&
+	    (err = crdt__expiry_move(s, txn, &in->key, existed, old_exp,
+		 merged->u.token.exp)) != REVOKD_OK)
+		return err;
+	crdt__value_summary(&in->key, buf, v.mv_size, &new_sum);
+	if (existed)
+		crdt_summary_sub(crdt__working(s, &in->key), &old_sum);
+	crdt_summary_add(crdt__working(s, &in->key), &new_sum);
+	return REVOKD_OK;
+}
+
+revokd_err
+crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
+    crdt_entry *changed, crdt_apply_stats *stats)
+{
+	crdt_apply_stats st = {0};
+	crdt_entry merged;
+	revokd_err err = REVOKD_OK;
+	MDB_txn *txn;
+	int rc;
+
+	if (s->read_only)
+		return REVOKD_EPERM;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return crdt__mdb_err(rc);
+	for (size_t i = 0; i < n && err == REVOKD_OK; i++) {
+		bool did_change = false, added = false;
+
+		if (!crdt_kind_valid(in[i].kind)) {
+			err = REVOKD_EINVAL;
+			break;
+		}
+		if (crdt_kind_is_token(in[i].kind) &&
+		    crdt__expired(s, in[i].u.token.exp, now)) {
+			st.expired++;
+			continue;
+		}
+		err = crdt__apply_one(s, txn, &in[i], &merged, &did_change,
+		    &added);
+		if (err != REVOKD_OK)
+			break;
+		if (!did_change) {
+			st.same++;
+			continue;
+		}
+		if (changed != NULL)
+			changed[st.changed] = merged;
+		st.changed++;
+		st.added += added;
+	}
+	if ((err = crdt__commit(s, txn, err)) != REVOKD_OK)
+		return err;
+	if (stats != NULL)
+		*stats = st;
+	return REVOKD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Prune                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Delete the entry named by the expiry index key at cur, and the index key. */
+static revokd_err
+crdt__prune_one(crdt_store *s, MDB_txn *txn, MDB_cursor *cur,
+    const uint8_t *index_key)
+{
+	crdt_key key;
+	MDB_val k = {CRDT_KEY_LEN, key.b}, v;
+	crdt_summary sum;
+	int rc;
+
+	memcpy(key.b, index_key + 8, CRDT_KEY_LEN);
+	rc = mdb_get(txn, s->entries, &k, &v);
+	if (rc == 0) {
+		crdt__value_summary(&key, v.mv_data, v.mv_size, &sum);
+		crdt_summary_sub(crdt__working(s, &key), &sum);
+		rc = mdb_del(txn, s->entries, &k, NULL);
+	} else if (rc == MDB_NOTFOUND) {
+		rc = 0; /* an index key without its entry: just drop it */
+	}
+	if (rc == 0)
+		rc = mdb_cursor_del(cur, 0);
+	return crdt__mdb_err(rc);
+}
+
+revokd_err
+crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
+    bool *more)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t done = 0;
+	revokd_err err = REVOKD_OK;
+	int rc;
+
+	if (s->read_only)
+		return REVOKD_EPERM;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return crdt__mdb_err(rc);
+	if ((rc = mdb_cursor_open(txn, s->expiry, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return crdt__mdb_err(rc);
+	}
+	/* The index is in exp order: the first key is the next to go. */
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (k.mv_size != CRDT__EXPIRY_KEY_LEN) {
+			err = REVOKD_ECORRUPT;
+			break;
+		}
+		if (!crdt__expired(s, crdt__expiry_exp(k.mv_data), now) ||
+		    done == max)
+			break;
+		if ((err = crdt__prune_one(s, txn, cur, k.mv_data)))
+			break;
+		done++;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	if (err == REVOKD_OK && rc != 0 && rc != MDB_NOTFOUND)
+		err = crdt__mdb_err(rc);
+	*more = err == REVOKD_OK && rc == 0 &&
+	    crdt__expired(s, crdt__expiry_exp(k.mv_data), now);
+	mdb_cursor_close(cur);
+	if ((err = crdt__commit(s, txn, err)) != REVOKD_OK)
+		return err;
+	*pruned = done;
+	return REVOKD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Metadata                                                                 */
+/* ------------------------------------------------------------------------ */
+
+revokd_err
+crdt_store_meta_put(crdt_store *s, const char *name, const void *value,
+    size_t len)
+{
+	MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)value};
+	MDB_txn *txn;
+	int rc;
+
+	if (s->read_only)
+		return REVOKD_EPERM;
+	if (k.mv_size == 0 || k.mv_size > 255 || len > CRDT_META_MAX)
+		return REVOKD_EINVAL;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return crdt__mdb_err(rc);
+	rc = mdb_put(txn, s->meta, &k, &v, 0);
+	return crdt__commit(s, txn, crdt__mdb_err(rc));
+}
