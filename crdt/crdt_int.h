@@ -42,6 +42,17 @@ struct crdt_store {
 	size_t last_txnid; /* id of the last committed snapshot */
 };
 
+/* Length of a full HMAC-SHA-256. */
+#define CRDT__MAC_LEN 32
+
+/* A keyer for a key of any length (RFC 4231's test keys are not 32 bytes). */
+revokd_err crdt__keyer_new_any(const uint8_t *secret, size_t len,
+    crdt_keyer **out);
+
+/* HMAC-SHA-256 of a || b with the keyer's key, all 32 bytes. */
+revokd_err crdt__keyer_mac(crdt_keyer *k, const void *a, size_t a_len,
+    const void *b, size_t b_len, uint8_t out[CRDT__MAC_LEN]);
+
 /* An LMDB (or errno) return code as a revokd_err. */
 revokd_err crdt__mdb_err(int rc);
 

@@ -1,7 +1,7 @@
 /*
  * keys.c: kinds and pseudonymous keys.
  */
-#include "crdt/crdt.h"
+#include "crdt/crdt_int.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -58,6 +58,14 @@ crdt_key_cmp(const crdt_key *a, const crdt_key *b)
 revokd_err
 crdt_keyer_new(const uint8_t *secret, size_t len, crdt_keyer **out)
 {
+	if (len != CRDT_SECRET_LEN)
+		return REVOKD_EINVAL;
+	return crdt__keyer_new_any(secret, len, out);
+}
+
+revokd_err
+crdt__keyer_new_any(const uint8_t *secret, size_t len, crdt_keyer **out)
+{
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 		    (char *)"SHA256", 0),
@@ -65,8 +73,6 @@ crdt_keyer_new(const uint8_t *secret, size_t len, crdt_keyer **out)
 	};
 	crdt_keyer *k;
 
-	if (len != CRDT_SECRET_LEN)
-		return REVOKD_EINVAL;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return REVOKD_ENOMEM;
 	if ((k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
@@ -90,21 +96,33 @@ crdt_keyer_free(crdt_keyer *k)
 }
 
 revokd_err
+crdt__keyer_mac(crdt_keyer *k, const void *a, size_t a_len, const void *b,
+    size_t b_len, uint8_t out[CRDT__MAC_LEN])
+{
+	size_t mac_len;
+
+	/* A NULL key re-initialises with the key already set (no rekeying). */
+	if (!EVP_MAC_init(k->ctx, NULL, 0, NULL) ||
+	    !EVP_MAC_update(k->ctx, a, a_len) ||
+	    !EVP_MAC_update(k->ctx, b, b_len) ||
+	    !EVP_MAC_final(k->ctx, out, &mac_len, CRDT__MAC_LEN))
+		return REVOKD_ECRYPTO;
+	return REVOKD_OK;
+}
+
+revokd_err
 crdt_key_derive(crdt_keyer *k, crdt_kind kind, const void *id, size_t id_len,
     crdt_key *out)
 {
 	uint8_t kind_byte = (uint8_t)kind;
-	uint8_t mac[32];
-	size_t mac_len;
+	uint8_t mac[CRDT__MAC_LEN];
+	revokd_err err;
 
 	if (!crdt_kind_valid(kind))
 		return REVOKD_EINVAL;
-	/* A NULL key re-initialises with the key already set (no rekeying). */
-	if (!EVP_MAC_init(k->ctx, NULL, 0, NULL) ||
-	    !EVP_MAC_update(k->ctx, &kind_byte, 1) ||
-	    !EVP_MAC_update(k->ctx, id, id_len) ||
-	    !EVP_MAC_final(k->ctx, mac, &mac_len, sizeof(mac)))
-		return REVOKD_ECRYPTO;
-	memcpy(out->b, mac, CRDT_KEY_LEN);
-	return REVOKD_OK;
+	err = crdt__keyer_mac(k, &kind_byte, 1, id, id_len, mac);
+	if (err == REVOKD_OK)
+		memcpy(out->b, mac, CRDT_KEY_LEN);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return err;
 }

@@ -1,0 +1,119 @@
+/*
+ * testutil.h: helpers shared by the tests: temporary directories and random
+ * crdt entries. Header-only so each test program stays one file.
+ */
+#ifndef REVOKD_TESTUTIL_H
+#define REVOKD_TESTUTIL_H
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/revokd.h"
+#include "crdt/crdt.h"
+
+/* A fresh empty directory (free with tu_rmdir); aborts on failure. */
+static inline char *
+tu_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (asprintf(&path, "%s/revokd-test.XXXXXX", base ? base : "/tmp") < 0 ||
+	    mkdtemp(path) == NULL) {
+		perror("tu_tmpdir");
+		abort();
+	}
+	return path;
+}
+
+static inline int
+tu__rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* Remove dir and everything below it, and free the path. */
+static inline void
+tu_rmdir(char *dir)
+{
+	if (dir == NULL)
+		return;
+	nftw(dir, tu__rm, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+/*
+ * A random key from a pool of pool_size keys (so that random operations hit
+ * the same keys again); pool_size 0 means a fresh random key.
+ */
+static inline void
+tu_random_key(revokd_rng *rng, uint32_t pool_size, crdt_key *out)
+{
+	if (pool_size == 0) {
+		revokd_rng_bytes(rng, out->b, CRDT_KEY_LEN);
+		return;
+	}
+	revokd_rng r;
+
+	revokd_rng_seed(&r, 0x6b657973 + revokd_rng_below(rng, pool_size));
+	revokd_rng_bytes(&r, out->b, CRDT_KEY_LEN);
+}
+
+/* A random token value with exp in [now, now + 3600). */
+static inline void
+tu_random_token(revokd_rng *rng, int64_t now, crdt_token *t)
+{
+	/* Small HLC range so ties between revoke and restore happen. */
+	uint64_t base = (uint64_t)now * 1000;
+
+	memset(t, 0, sizeof(*t));
+	t->exp = now + (int64_t)revokd_rng_below(rng, 3600);
+	if (revokd_rng_below(rng, 4) != 0)
+		t->revoked_at = CRDT_HLC_AT(base + revokd_rng_below(rng, 8)) +
+		    revokd_rng_below(rng, 3);
+	if (revokd_rng_below(rng, 3) == 0)
+		t->restored_at = CRDT_HLC_AT(base + revokd_rng_below(rng, 8)) +
+		    revokd_rng_below(rng, 3);
+	t->origin = (uint16_t)revokd_rng_below(rng, 4);
+	t->reason = (uint8_t)revokd_rng_below(rng, 3);
+}
+
+/* A random canonical subject value over writer regions [0, regions). */
+static inline void
+tu_random_subject(revokd_rng *rng, uint32_t regions, crdt_subject *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (uint16_t r = 0; r < regions && s->n < CRDT_MAX_WRITERS; r++) {
+		if (revokd_rng_below(rng, 2) == 0)
+			continue;
+		s->region[s->n] = r;
+		s->count[s->n++] = 1 + revokd_rng_below(rng, 5);
+	}
+	if (revokd_rng_below(rng, 2) == 0)
+		s->not_before_ms = 1700000000000ull + revokd_rng_below(rng, 5000);
+}
+
+/*
+ * A random entry. The kind follows from the key (keys from the pool always
+ * keep one kind), so a stream of these never mixes kinds under one key.
+ */
+static inline void
+tu_random_entry(revokd_rng *rng, uint32_t pool_size, int64_t now,
+    crdt_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	tu_random_key(rng, pool_size, &e->key);
+	e->kind = (crdt_kind)(CRDT_KIND_JTI + e->key.b[15] % 3);
+	if (crdt_kind_is_token(e->kind))
+		tu_random_token(rng, now, &e->u.token);
+	else
+		tu_random_subject(rng, 6, &e->u.subject);
+}
+
+#endif /* REVOKD_TESTUTIL_H */
