@@ -253,7 +253,7 @@ void crdt_entry_summary(const crdt_entry *e, crdt_summary *out);
  * The store keeps each bucket's summary up to date in every write
  * transaction, so the summary of any run of buckets costs no I/O.
  */
-#define CRDT_BUCKET_BITS 16
+#define CRDT_BUCKET_BITS 12
 #define CRDT_BUCKETS (1u << CRDT_BUCKET_BITS)
 
 /* The bucket of key. */
@@ -327,9 +327,13 @@ revokd_err crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n,
     int64_t now, crdt_entry *changed, crdt_apply_stats *stats);
 
 /*
- * Delete, in one transaction, up to max token entries whose exp +
- * prune_leeway < now. *pruned is how many went; *more is true when expired
- * entries remain (call again).
+ * Prune: one step of a sweep through the entries in key order. Examines at
+ * most max entries, from where the previous step stopped, and deletes, in
+ * one transaction, the token entries among them whose exp + prune_leeway <
+ * now. *pruned is how many went. *more is true until the step that reaches
+ * the last key; the step after that starts a new sweep from the first key.
+ * So calling until *more is false, starting right after a step that said
+ * false (or on a freshly opened store), visits every entry once.
  */
 revokd_err crdt_store_prune(crdt_store *s, int64_t now, size_t max,
     size_t *pruned, bool *more);

@@ -25,7 +25,6 @@
 struct crdt_store {
 	MDB_env *env;
 	MDB_dbi entries; /* key -> canonical value */
-	MDB_dbi expiry;  /* sortable exp || key -> "" (token entries only) */
 	MDB_dbi buckets; /* be16 bucket -> count, fp_lo, fp_hi (u64 LE) */
 	MDB_dbi meta;    /* name -> bytes */
 	bool read_only;
@@ -40,6 +39,7 @@ struct crdt_store {
 	uint8_t *is_dirty; /* one byte per bucket */
 	uint64_t count;    /* entries as of the last commit */
 	size_t last_txnid; /* id of the last committed snapshot */
+	crdt_key prune_next; /* where the prune sweep resumes */
 };
 
 /* Length of a full HMAC-SHA-256. */

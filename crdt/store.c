@@ -15,7 +15,6 @@
 #define CRDT__DEFAULT_MAP_SIZE ((size_t)8 << 30)
 #define CRDT__DEFAULT_READERS 1022
 #define CRDT__DEFAULT_LEEWAY 300
-#define CRDT__EXPIRY_KEY_LEN (8 + CRDT_KEY_LEN)
 #define CRDT__BUCKET_VAL_LEN 24
 #define CRDT__FILE_MODE 0660
 #define CRDT__LOCK_NAME "revokd.lock"
@@ -50,37 +49,6 @@ crdt__mdb_err(int rc)
 /* ------------------------------------------------------------------------ */
 /* Small encodings                                                          */
 /* ------------------------------------------------------------------------ */
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* exp as a big-endian integer that sorts like the signed value. */
-static void
-crdt__expiry_key(int64_t exp, const crdt_key *key, uint8_t *out)
-{
-	put_be64(out, (uint64_t)exp ^ (1ull << 63));
-	memcpy(out + 8, key->b, CRDT_KEY_LEN);
-}
-
-static int64_t
-crdt__expiry_exp(const uint8_t *p)
-{
-	return (int64_t)(get_be64(p) ^ (1ull << 63));
-}
 
 static void
 crdt__bucket_encode(const crdt_summary *sum, uint8_t *out)
@@ -267,7 +235,6 @@ crdt__open_dbis(crdt_store *s)
 	if (rc != 0)
 		return crdt__mdb_err(rc);
 	if ((rc = mdb_dbi_open(txn, "entries", create, &s->entries)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "expiry", create, &s->expiry)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "buckets", create, &s->buckets)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "meta", create, &s->meta)) != 0) {
 		mdb_txn_abort(txn);
@@ -310,7 +277,7 @@ crdt__open_env(crdt_store *s, const char *dir, const crdt_store_options *o)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		return crdt__mdb_err(rc);
-	if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	if ((rc = mdb_env_set_maxdbs(s->env, 3)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, o->max_readers
 			    ? o->max_readers
 			    : CRDT__DEFAULT_READERS)) != 0)
@@ -391,27 +358,6 @@ crdt_store_buckets_sum(const crdt_store *s, uint32_t first, uint32_t last,
 /* Apply                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Move key's expiry index entry from old_exp (if had_old) to new_exp. */
-static revokd_err
-crdt__expiry_move(crdt_store *s, MDB_txn *txn, const crdt_key *key,
-    bool had_old, int64_t old_exp, int64_t new_exp)
-{
-	uint8_t kb[CRDT__EXPIRY_KEY_LEN];
-	MDB_val k = {sizeof(kb), kb}, v = {0, NULL};
-	int rc;
-
-	if (had_old) {
-		if (old_exp == new_exp)
-			return REVOKD_OK;
-		crdt__expiry_key(old_exp, key, kb);
-		if ((rc = mdb_del(txn, s->expiry, &k, NULL)) != 0 &&
-		    rc != MDB_NOTFOUND)
-			return crdt__mdb_err(rc);
-	}
-	crdt__expiry_key(new_exp, key, kb);
-	return crdt__mdb_err(mdb_put(txn, s->expiry, &k, &v, 0));
-}
-
 /*
  * Merge one incoming entry in txn. *merged is the resulting state; *changed
  * and *added say what happened.
@@ -424,7 +370,6 @@ crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
 	uint8_t buf[CRDT_VALUE_MAX];
 	crdt_summary old_sum, new_sum;
 	bool existed;
-	int64_t old_exp = 0;
 	revokd_err err;
 	int rc;
 
@@ -439,7 +384,6 @@ crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
 		if ((err = crdt_value_decode(v.mv_data, v.mv_size, merged)))
 			return err;
 		crdt__value_summary(&in->key, v.mv_data, v.mv_size, &old_sum);
-		old_exp = merged->u.token.exp;
 	}
 	if ((err = crdt_entry_merge(merged, in, changed)) != REVOKD_OK)
 		return err;
@@ -451,10 +395,6 @@ crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
 	v.mv_data = buf;
 	if ((rc = mdb_put(txn, s->entries, &k, &v, 0)) != 0)
 		return crdt__mdb_err(rc);
-	if (crdt_kind_is_token(merged->kind) &&
-	    (err = crdt__expiry_move(s, txn, &in->key, existed, old_exp,
-		 merged->u.token.exp)) != REVOKD_OK)
-		return err;
 	crdt__value_summary(&in->key, buf, v.mv_size, &new_sum);
 	if (existed)
 		crdt_summary_sub(crdt__working(s, &in->key), &old_sum);
@@ -512,72 +452,97 @@ crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
 /* Prune                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Delete the entry named by the expiry index key at cur, and the index key. */
+/*
+ * Pruning sweeps the entries in key order, a chunk per call, resuming where
+ * the last call stopped. There is no expiry index: with expiries spread at
+ * random, an index sorted by exp costs a second random page write for every
+ * new entry, doubling the I/O of every batch, while the sweep costs only
+ * reads, which the page cache serves.
+ */
+
+/* The token entries in the chunk of at most max entries from s->prune_next. */
 static revokd_err
-crdt__prune_one(crdt_store *s, MDB_txn *txn, MDB_cursor *cur,
-    const uint8_t *index_key)
+crdt__prune_collect(crdt_store *s, MDB_txn *txn, int64_t now, size_t max,
+    crdt_key *doomed, size_t *n_doomed, bool *at_end)
 {
-	crdt_key key;
-	MDB_val k = {CRDT_KEY_LEN, key.b}, v;
+	MDB_cursor *cur;
+	MDB_val k = {CRDT_KEY_LEN, s->prune_next.b}, v;
+	size_t seen = 0;
+	int rc;
+
+	*n_doomed = 0;
+	if ((rc = mdb_cursor_open(txn, s->entries, &cur)) != 0)
+		return crdt__mdb_err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && seen < max;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), seen++) {
+		crdt_entry e;
+
+		if (k.mv_size != CRDT_KEY_LEN ||
+		    crdt_value_decode(v.mv_data, v.mv_size, &e) != REVOKD_OK) {
+			mdb_cursor_close(cur);
+			return REVOKD_ECORRUPT;
+		}
+		if (crdt_kind_is_token(e.kind) &&
+		    crdt__expired(s, e.u.token.exp, now))
+			memcpy(doomed[(*n_doomed)++].b, k.mv_data,
+			    CRDT_KEY_LEN);
+	}
+	/* Resume at the first key not examined, or start over. */
+	*at_end = rc != 0;
+	if (rc == 0)
+		memcpy(s->prune_next.b, k.mv_data, CRDT_KEY_LEN);
+	else
+		memset(s->prune_next.b, 0, CRDT_KEY_LEN);
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? REVOKD_OK : crdt__mdb_err(rc);
+}
+
+static revokd_err
+crdt__prune_delete(crdt_store *s, MDB_txn *txn, const crdt_key *key)
+{
+	MDB_val k = {CRDT_KEY_LEN, (void *)key->b}, v;
 	crdt_summary sum;
 	int rc;
 
-	memcpy(key.b, index_key + 8, CRDT_KEY_LEN);
-	rc = mdb_get(txn, s->entries, &k, &v);
-	if (rc == 0) {
-		crdt__value_summary(&key, v.mv_data, v.mv_size, &sum);
-		crdt_summary_sub(crdt__working(s, &key), &sum);
-		rc = mdb_del(txn, s->entries, &k, NULL);
-	} else if (rc == MDB_NOTFOUND) {
-		rc = 0; /* an index key without its entry: just drop it */
-	}
-	if (rc == 0)
-		rc = mdb_cursor_del(cur, 0);
-	return crdt__mdb_err(rc);
+	if ((rc = mdb_get(txn, s->entries, &k, &v)) != 0)
+		return crdt__mdb_err(rc);
+	crdt__value_summary(key, v.mv_data, v.mv_size, &sum);
+	crdt_summary_sub(crdt__working(s, key), &sum);
+	return crdt__mdb_err(mdb_del(txn, s->entries, &k, NULL));
 }
 
 revokd_err
 crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
     bool *more)
 {
+	crdt_key resume = s->prune_next, *doomed;
+	size_t n = 0;
+	bool at_end = false;
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	size_t done = 0;
-	revokd_err err = REVOKD_OK;
+	revokd_err err;
 	int rc;
 
 	if (s->read_only)
 		return REVOKD_EPERM;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return crdt__mdb_err(rc);
-	if ((rc = mdb_cursor_open(txn, s->expiry, &cur)) != 0) {
-		mdb_txn_abort(txn);
+	if (max == 0)
+		return REVOKD_EINVAL;
+	if ((doomed = malloc(max * sizeof(*doomed))) == NULL)
+		return REVOKD_ENOMEM;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		free(doomed);
 		return crdt__mdb_err(rc);
 	}
-	/* The index is in exp order: the first key is the next to go. */
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (rc == 0) {
-		if (k.mv_size != CRDT__EXPIRY_KEY_LEN) {
-			err = REVOKD_ECORRUPT;
-			break;
-		}
-		if (!crdt__expired(s, crdt__expiry_exp(k.mv_data), now) ||
-		    done == max)
-			break;
-		if ((err = crdt__prune_one(s, txn, cur, k.mv_data)))
-			break;
-		done++;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	}
-	if (err == REVOKD_OK && rc != 0 && rc != MDB_NOTFOUND)
-		err = crdt__mdb_err(rc);
-	*more = err == REVOKD_OK && rc == 0 &&
-	    crdt__expired(s, crdt__expiry_exp(k.mv_data), now);
-	mdb_cursor_close(cur);
-	if ((err = crdt__commit(s, txn, err)) != REVOKD_OK)
+	err = crdt__prune_collect(s, txn, now, max, doomed, &n, &at_end);
+	for (size_t i = 0; i < n && err == REVOKD_OK; i++)
+		err = crdt__prune_delete(s, txn, &doomed[i]);
+	free(doomed);
+	if ((err = crdt__commit(s, txn, err)) != REVOKD_OK) {
+		s->prune_next = resume; /* nothing happened: redo this chunk */
 		return err;
-	*pruned = done;
+	}
+	*pruned = n;
+	*more = !at_end;
 	return REVOKD_OK;
 }
 

@@ -1,0 +1,47 @@
+/*
+ * bench.h: what the revokd-bench suites share: timing, result output, and
+ * scratch directories.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Options common to every suite. */
+typedef struct bench_opts {
+	bool json;          /* JSON lines instead of a table */
+	const char *dir;    /* where scratch stores go (default: TMPDIR) */
+	uint64_t entries;   /* state size, where a suite has one */
+	unsigned rounds;    /* repetitions; medians are reported */
+	uint64_t seed;      /* for the random keys */
+	uint64_t batch;     /* entries per write transaction */
+	bool no_sync;       /* commit without fsync (to isolate CPU cost) */
+} bench_opts;
+
+/* Monotonic time in seconds. */
+double bench_now(void);
+
+/*
+ * Report one figure: {"bench": suite, "metric": metric, "value": value,
+ * "unit": unit} as a JSON line, or a table row.
+ */
+void bench_emit(const bench_opts *o, const char *suite, const char *metric,
+    double value, const char *unit);
+
+/* The median of n values (sorts them). */
+double bench_median(double *v, unsigned n);
+
+/* A fresh scratch directory under o->dir (free with bench_rmdir). */
+char *bench_mkdtemp(const bench_opts *o);
+
+/* Remove a scratch directory and everything in it, and free the path. */
+void bench_rmdir(char *dir);
+
+/* Resident set size of this process outside file mappings, in bytes. */
+uint64_t bench_rss_anon(void);
+
+/* The suites. Each returns a process exit status. */
+int bench_store(const bench_opts *o);
+
+#endif /* BENCH_H */
