@@ -15,7 +15,10 @@ crdt__hlc_after(crdt_hlc floor, uint64_t phys_ms)
 {
 	crdt_hlc phys = CRDT_HLC_AT(phys_ms);
 
-	return phys > floor ? phys : floor + 1;
+	if (phys > floor)
+		return phys;
+	/* The end of time (year 10889) holds rather than wrapping to 0. */
+	return floor == UINT64_MAX ? floor : floor + 1;
 }
 
 crdt_hlc
@@ -32,7 +35,9 @@ crdt_clock_recv(crdt_clock *c, uint64_t phys_ms, crdt_hlc remote,
 	revokd_err err = REVOKD_OK;
 	crdt_hlc floor = c->last;
 
-	if (CRDT_HLC_MS(remote) > phys_ms + max_ahead_ms)
+	/* Written to avoid overflow for any max_ahead_ms, UINT64_MAX too. */
+	if (CRDT_HLC_MS(remote) > phys_ms &&
+	    CRDT_HLC_MS(remote) - phys_ms > max_ahead_ms)
 		err = REVOKD_ECLOCK;
 	else if (remote > floor)
 		floor = remote;

@@ -62,8 +62,9 @@ crdt_subject_version(const crdt_subject *s)
 {
 	uint64_t v = 0;
 
+	/* Saturating: counts only grow, so the version must never wrap. */
 	for (uint32_t i = 0; i < s->n; i++)
-		v += s->count[i];
+		v = s->count[i] > UINT64_MAX - v ? UINT64_MAX : v + s->count[i];
 	return v;
 }
 
@@ -260,38 +261,57 @@ crdt_value_encode(const crdt_entry *e, uint8_t *buf)
 	return (size_t)(p - buf);
 }
 
-revokd_err
-crdt_value_decode(const uint8_t *buf, size_t len, crdt_entry *e)
+static revokd_err
+crdt__token_decode(const uint8_t *buf, size_t len, crdt_token *t)
 {
-	crdt_subject *s = &e->u.subject;
-	const uint8_t *p;
-
-	if (len < 1 || !crdt_kind_valid(buf[0]))
+	if (len != CRDT__TOKEN_LEN)
 		return REVOKD_ECORRUPT;
-	e->kind = (crdt_kind)buf[0];
-	if (crdt_kind_is_token(e->kind)) {
-		crdt_token *t = &e->u.token;
+	t->reason = buf[1];
+	t->origin = (uint16_t)get_le(buf + 2, 2);
+	t->exp = (int64_t)get_le(buf + 4, 8);
+	t->revoked_at = get_le(buf + 12, 8);
+	t->restored_at = get_le(buf + 20, 8);
+	return REVOKD_OK;
+}
 
-		if (len != CRDT__TOKEN_LEN)
-			return REVOKD_ECORRUPT;
-		t->reason = buf[1];
-		t->origin = (uint16_t)get_le(buf + 2, 2);
-		t->exp = (int64_t)get_le(buf + 4, 8);
-		t->revoked_at = get_le(buf + 12, 8);
-		t->restored_at = get_le(buf + 20, 8);
-		return REVOKD_OK;
-	}
+static revokd_err
+crdt__subject_decode(const uint8_t *buf, size_t len, crdt_subject *s)
+{
+	const uint8_t *p = buf + CRDT__SUBJECT_HEAD;
+
 	if (len < CRDT__SUBJECT_HEAD || buf[1] > CRDT_MAX_WRITERS ||
 	    len != CRDT__SUBJECT_HEAD + (size_t)buf[1] * CRDT__COUNTER_LEN)
 		return REVOKD_ECORRUPT;
 	s->n = buf[1];
 	s->not_before_ms = get_le(buf + 2, 8);
-	p = buf + CRDT__SUBJECT_HEAD;
 	for (uint32_t i = 0; i < s->n; i++, p += CRDT__COUNTER_LEN) {
 		s->region[i] = (uint16_t)get_le(p, 2);
 		s->count[i] = get_le(p + 2, 8);
 	}
 	return crdt__subject_canonical(s) ? REVOKD_OK : REVOKD_ECORRUPT;
+}
+
+revokd_err
+crdt_value_decode(const uint8_t *buf, size_t len, crdt_entry *e)
+{
+	crdt_entry d;
+	revokd_err err;
+
+	if (len < 1 || !crdt_kind_valid(buf[0]))
+		return REVOKD_ECORRUPT;
+	d.kind = (crdt_kind)buf[0];
+	if (crdt_kind_is_token(d.kind))
+		err = crdt__token_decode(buf, len, &d.u.token);
+	else
+		err = crdt__subject_decode(buf, len, &d.u.subject);
+	if (err != REVOKD_OK)
+		return err;
+	e->kind = d.kind;
+	if (crdt_kind_is_token(d.kind))
+		e->u.token = d.u.token;
+	else
+		e->u.subject = d.u.subject;
+	return REVOKD_OK;
 }
 
 /* ------------------------------------------------------------------------ */
