@@ -8,6 +8,9 @@
 
 #include "crdt/crdt.h"
 
+/* Entries a prune step examines between deletions (bounds its memory). */
+#define CRDT__PRUNE_CHUNK 4096
+
 /* Layout version of the store, kept under meta "crdt.schema". */
 #define CRDT__SCHEMA 1
 
@@ -40,6 +43,7 @@ struct crdt_store {
 	uint64_t count;    /* entries as of the last commit */
 	size_t last_txnid; /* id of the last committed snapshot */
 	crdt_key prune_next; /* where the prune sweep resumes */
+	crdt_key *prune_buf; /* CRDT__PRUNE_CHUNK keys to delete */
 };
 
 /* Length of a full HMAC-SHA-256. */

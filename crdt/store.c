@@ -132,11 +132,24 @@ crdt__buckets_end(crdt_store *s, bool committed)
 	s->n_dirty = 0;
 }
 
+/*
+ * The id of the newest committed snapshot. Not mdb_txn_id of the last write
+ * transaction: a commit that changed nothing writes no meta page, and the
+ * snapshot id then stays where it was.
+ */
+static size_t
+crdt__last_txnid(crdt_store *s)
+{
+	MDB_envinfo info;
+
+	mdb_env_info(s->env, &info);
+	return info.me_last_txnid;
+}
+
 /* Commit txn (writing the dirty buckets), or abort it when err is set. */
 static revokd_err
 crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 {
-	size_t id = mdb_txn_id(txn);
 	int rc;
 
 	if (err == REVOKD_OK)
@@ -151,7 +164,7 @@ crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 		return crdt__mdb_err(rc);
 	}
 	crdt__buckets_end(s, true);
-	s->last_txnid = id;
+	s->last_txnid = crdt__last_txnid(s);
 	return REVOKD_OK;
 }
 
@@ -244,13 +257,15 @@ crdt__open_dbis(crdt_store *s)
 	err = crdt__check_schema(s, txn);
 	if (err == REVOKD_OK && !s->read_only)
 		err = crdt__load_buckets(s, txn);
-	s->last_txnid = mdb_txn_id(txn);
 	if (err != REVOKD_OK) {
 		mdb_txn_abort(txn);
 		return err;
 	}
 	/* Commit even when read-only: DBIs opened in a txn live past it. */
-	return crdt__mdb_err(mdb_txn_commit(txn));
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return crdt__mdb_err(rc);
+	s->last_txnid = crdt__last_txnid(s);
+	return REVOKD_OK;
 }
 
 static revokd_err
@@ -260,7 +275,9 @@ crdt__alloc_buckets(crdt_store *s)
 	s->working = calloc(CRDT_BUCKETS, sizeof(*s->working));
 	s->dirty = calloc(CRDT_BUCKETS, sizeof(*s->dirty));
 	s->is_dirty = calloc(CRDT_BUCKETS, 1);
-	if (!s->bucket || !s->working || !s->dirty || !s->is_dirty)
+	s->prune_buf = calloc(CRDT__PRUNE_CHUNK, sizeof(*s->prune_buf));
+	if (!s->bucket || !s->working || !s->dirty || !s->is_dirty ||
+	    !s->prune_buf)
 		return REVOKD_ENOMEM;
 	return REVOKD_OK;
 }
@@ -334,6 +351,7 @@ crdt_store_close(crdt_store *s)
 	free(s->working);
 	free(s->dirty);
 	free(s->is_dirty);
+	free(s->prune_buf);
 	free(s);
 }
 
@@ -460,22 +478,26 @@ crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
  * reads, which the page cache serves.
  */
 
-/* The token entries in the chunk of at most max entries from s->prune_next. */
+/*
+ * Examine up to max entries from s->prune_next and list the expired token
+ * entries among them in doomed[] (room for max). *seen is how many were
+ * examined; *at_end is true when the sweep reached the last key, and the
+ * next sweep then starts over.
+ */
 static revokd_err
 crdt__prune_collect(crdt_store *s, MDB_txn *txn, int64_t now, size_t max,
-    crdt_key *doomed, size_t *n_doomed, bool *at_end)
+    crdt_key *doomed, size_t *n_doomed, size_t *seen, bool *at_end)
 {
 	MDB_cursor *cur;
 	MDB_val k = {CRDT_KEY_LEN, s->prune_next.b}, v;
-	size_t seen = 0;
 	int rc;
 
-	*n_doomed = 0;
+	*n_doomed = *seen = 0;
 	if ((rc = mdb_cursor_open(txn, s->entries, &cur)) != 0)
 		return crdt__mdb_err(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     rc == 0 && seen < max;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), seen++) {
+	     rc == 0 && *seen < max;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), (*seen)++) {
 		crdt_entry e;
 
 		if (k.mv_size != CRDT_KEY_LEN ||
@@ -488,7 +510,6 @@ crdt__prune_collect(crdt_store *s, MDB_txn *txn, int64_t now, size_t max,
 			memcpy(doomed[(*n_doomed)++].b, k.mv_data,
 			    CRDT_KEY_LEN);
 	}
-	/* Resume at the first key not examined, or start over. */
 	*at_end = rc != 0;
 	if (rc == 0)
 		memcpy(s->prune_next.b, k.mv_data, CRDT_KEY_LEN);
@@ -516,32 +537,36 @@ revokd_err
 crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
     bool *more)
 {
-	crdt_key resume = s->prune_next, *doomed;
-	size_t n = 0;
+	crdt_key resume = s->prune_next;
+	size_t total = 0, left = max;
 	bool at_end = false;
 	MDB_txn *txn;
-	revokd_err err;
+	revokd_err err = REVOKD_OK;
 	int rc;
 
 	if (s->read_only)
 		return REVOKD_EPERM;
 	if (max == 0)
 		return REVOKD_EINVAL;
-	if ((doomed = malloc(max * sizeof(*doomed))) == NULL)
-		return REVOKD_ENOMEM;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
-		free(doomed);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return crdt__mdb_err(rc);
+	/* Collect and delete in chunks so memory stays bounded for any max. */
+	while (err == REVOKD_OK && left > 0 && !at_end) {
+		size_t n = 0, seen = 0;
+		size_t chunk = left < CRDT__PRUNE_CHUNK ? left : CRDT__PRUNE_CHUNK;
+
+		err = crdt__prune_collect(s, txn, now, chunk, s->prune_buf, &n,
+		    &seen, &at_end);
+		for (size_t i = 0; i < n && err == REVOKD_OK; i++)
+			err = crdt__prune_delete(s, txn, &s->prune_buf[i]);
+		total += n;
+		left -= seen;
 	}
-	err = crdt__prune_collect(s, txn, now, max, doomed, &n, &at_end);
-	for (size_t i = 0; i < n && err == REVOKD_OK; i++)
-		err = crdt__prune_delete(s, txn, &doomed[i]);
-	free(doomed);
 	if ((err = crdt__commit(s, txn, err)) != REVOKD_OK) {
-		s->prune_next = resume; /* nothing happened: redo this chunk */
+		s->prune_next = resume; /* nothing happened: redo this step */
 		return err;
 	}
-	*pruned = n;
+	*pruned = total;
 	*more = !at_end;
 	return REVOKD_OK;
 }
