@@ -7,18 +7,23 @@
  *   mdb_get_per_s               raw mdb_get of the same keys, same run
  *   lookup_vs_mdb_get           the ratio of the two (goal >= 0.8)
  *   checks_with_derive_per_s    key derivation (HMAC) + verdict for a jti
+ *   disk_pages_per_s            the floor: random 4 KiB pages written and
+ *                               fdatasync'd, --batch pages per sync, in a
+ *                               file beside the store (no LMDB)
  *   bytes_per_entry             data.mdb's blocks on disk / entries
  *   tree_bytes_per_entry        pages of the entries tree / entries
  *
  * Lookups and raw gets run interleaved, rounds times each, and the medians
  * are reported, so both see the same machine state.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "crdt/crdt_int.h"
@@ -204,6 +209,51 @@ check_round(crdt_store *s, crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 	return (double)n / t;
 }
 
+/*
+ * What the disk gives a store whose entries each dirty one random page:
+ * batch random 4 KiB pages written into a 256 MiB file, then fdatasync, for
+ * about two seconds. Pages per second.
+ */
+static double
+disk_pages_round(const char *dir, uint64_t batch, revokd_rng *rng)
+{
+	enum { PAGE = 4096, PAGES = 65536 };
+	static uint8_t page[PAGE];
+	char path[4096];
+	uint64_t pages = 0;
+	double t0, t = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/disk-probe", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0 ||
+	    ftruncate(fd, (off_t)PAGES * PAGE) != 0) {
+		perror("revokd-bench: store: disk probe");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memset(page, 0x5a, sizeof(page));
+	t0 = bench_now();
+	while (t < 2.0) {
+		for (uint64_t i = 0; i < batch; i++)
+			if (pwrite(fd, page, PAGE, (off_t)revokd_rng_below(rng,
+				 PAGES) * PAGE) != PAGE)
+				goto fail;
+		if (fdatasync(fd) != 0)
+			goto fail;
+		pages += batch;
+		t = bench_now() - t0;
+	}
+	close(fd);
+	unlink(path);
+	return (double)pages / t;
+fail:
+	perror("revokd-bench: store: disk probe");
+	close(fd);
+	unlink(path);
+	return -1;
+}
+
 /* Bytes of data.mdb on disk, and of the entries tree alone, per entry. */
 static void
 bytes_per_entry(crdt_store *s, const char *dir, uint64_t entries,
@@ -237,7 +287,7 @@ run(const bench_opts *o, const char *dir, crdt_store *s, crdt_keyer *k)
 	double *upd = calloc(o->rounds, sizeof(double));
 	double *chk = calloc(o->rounds, sizeof(double));
 	crdt_entry *batch = calloc(o->batch, sizeof(*batch));
-	double merge_new, ratio, disk, tree;
+	double merge_new, ratio, disk, tree, pages = 0;
 	crdt_key *keys = NULL;
 	uint64_t hits_a = 0, hits_b = 0;
 	revokd_rng rng;
@@ -268,10 +318,14 @@ run(const bench_opts *o, const char *dir, crdt_store *s, crdt_keyer *k)
 	bench_emit(o, B, "batch", (double)o->batch, "entries");
 	bench_emit(o, B, "fsync_per_commit", o->no_sync ? 0 : 1, "bool");
 	bench_emit(o, B, "hit_fraction", (double)hits_a / o->entries, "ratio");
+	if (!o->no_sync && (pages = disk_pages_round(dir, o->batch, &rng)) < 0)
+		goto out;
 	bench_emit(o, B, "merge_new_entries_per_s", merge_new, "1/s");
 	bench_emit(o, B, "merge_update_entries_per_s",
 	    bench_median(upd, o->rounds), "1/s");
 	ratio = bench_median(look, o->rounds) / bench_median(raw, o->rounds);
+	if (!o->no_sync)
+		bench_emit(o, B, "disk_pages_per_s", pages, "1/s");
 	bench_emit(o, B, "lookups_per_s", bench_median(look, o->rounds), "1/s");
 	bench_emit(o, B, "mdb_get_per_s", bench_median(raw, o->rounds), "1/s");
 	bench_emit(o, B, "lookup_vs_mdb_get", ratio, "ratio");
