@@ -10,13 +10,13 @@
 
 /* Options common to every suite. */
 typedef struct bench_opts {
-	bool json;          /* JSON lines instead of a table */
-	const char *dir;    /* where scratch stores go (default: TMPDIR) */
-	uint64_t entries;   /* state size, where a suite has one */
-	unsigned rounds;    /* repetitions; medians are reported */
-	uint64_t seed;      /* for the random keys */
-	uint64_t batch;     /* entries per write transaction */
-	bool no_sync;       /* commit without fsync (to isolate CPU cost) */
+	bool json;        /* JSON lines instead of a table */
+	const char *dir;  /* where scratch stores go (default: TMPDIR) */
+	uint64_t entries; /* state size, where a suite has one */
+	unsigned rounds;  /* repetitions; medians are reported */
+	uint64_t seed;    /* for the random keys */
+	uint64_t batch;   /* entries per write transaction */
+	bool no_sync;     /* commit without fsync (to isolate CPU cost) */
 } bench_opts;
 
 /* Monotonic time in seconds. */

@@ -3,8 +3,8 @@
  * with --json, one JSON object per line.
  */
 #include <ftw.h>
-#include <inttypes.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,8 @@ static const struct bench_suite {
 	int (*run)(const bench_opts *o);
 	const char *what;
 } bench_suites[] = {
-	{"store", bench_store,
-	    "crdt store: lookups vs raw mdb_get, batched merges, bytes/entry"},
+	{ "store", bench_store,
+	    "crdt store: lookups vs raw mdb_get, batched merges, bytes/entry" },
 };
 
 static void
@@ -27,7 +27,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: revokd-bench SUITE [--json] [--entries N] [--rounds N]\n"
-	    "                    [--seed S] [--dir DIR] [--batch N] [--no-sync]\n"
+	    "                    [--seed S] [--dir DIR] [--batch N] "
+	    "[--no-sync]\n"
 	    "\n"
 	    "Measures revokd and prints the figures, one JSON object per line\n"
 	    "with --json: {\"bench\", \"metric\", \"value\", \"unit\"}.\n"
@@ -70,19 +71,21 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"entries", required_argument, NULL, 'n'},
-		{"rounds", required_argument, NULL, 'r'},
-		{"seed", required_argument, NULL, 's'},
-		{"dir", required_argument, NULL, 'd'},
-		{"batch", required_argument, NULL, 'b'},
-		{"no-sync", no_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{ "json", no_argument, NULL, 'j' },
+		{ "entries", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "no-sync", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
-	bench_opts o = {
-		.entries = 1000000, .rounds = 3, .seed = 1, .batch = 1000};
+	bench_opts o = { .entries = 1000000,
+		.rounds = 3,
+		.seed = 1,
+		.batch = 1000 };
 	uint64_t rounds = o.rounds;
 	int c;
 
@@ -94,9 +97,10 @@ main(int argc, char **argv)
 		case 'n':
 			if (parse_u64(optarg, &o.entries) != 0 ||
 			    o.entries == 0) {
-				fprintf(stderr, "revokd-bench: --entries: "
-						"want a positive integer, got "
-						"'%s'\n",
+				fprintf(stderr,
+				    "revokd-bench: --entries: "
+				    "want a positive integer, got "
+				    "'%s'\n",
 				    optarg);
 				return 2;
 			}
@@ -104,8 +108,9 @@ main(int argc, char **argv)
 		case 'r':
 			if (parse_u64(optarg, &rounds) != 0 || rounds == 0 ||
 			    rounds > 100) {
-				fprintf(stderr, "revokd-bench: --rounds: want "
-						"1 to 100, got '%s'\n",
+				fprintf(stderr,
+				    "revokd-bench: --rounds: want "
+				    "1 to 100, got '%s'\n",
 				    optarg);
 				return 2;
 			}
@@ -113,8 +118,9 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			if (parse_u64(optarg, &o.seed) != 0) {
-				fprintf(stderr, "revokd-bench: --seed: want an "
-						"integer, got '%s'\n",
+				fprintf(stderr,
+				    "revokd-bench: --seed: want an "
+				    "integer, got '%s'\n",
 				    optarg);
 				return 2;
 			}
@@ -125,8 +131,9 @@ main(int argc, char **argv)
 		case 'b':
 			if (parse_u64(optarg, &o.batch) != 0 || o.batch == 0 ||
 			    o.batch > 1000000) {
-				fprintf(stderr, "revokd-bench: --batch: want 1 "
-						"to 1000000, got '%s'\n",
+				fprintf(stderr,
+				    "revokd-bench: --batch: want 1 "
+				    "to 1000000, got '%s'\n",
 				    optarg);
 				return 2;
 			}
@@ -206,7 +213,7 @@ bench_mkdtemp(const bench_opts *o)
 	char *path;
 
 	if (asprintf(&path, "%s/revokd-bench.XXXXXX", base ? base : "/tmp") <
-		0 ||
+	        0 ||
 	    mkdtemp(path) == NULL) {
 		perror("revokd-bench: scratch directory");
 		exit(1);

@@ -30,7 +30,8 @@
 
 #define UPDATES 100000
 
-static const uint8_t bench_secret[CRDT_SECRET_LEN] = "revokd-bench-cluster-secret-32b";
+static const uint8_t bench_secret[CRDT_SECRET_LEN] =
+    "revokd-bench-cluster-secret-32b";
 
 /* The jti string of populated token i. */
 static int
@@ -46,8 +47,8 @@ token_entry(crdt_keyer *k, uint64_t i, int64_t now, crdt_entry *e)
 
 	memset(e, 0, sizeof(*e));
 	e->kind = CRDT_KIND_JTI;
-	crdt_key_derive(k, CRDT_KIND_JTI, id, (size_t)token_id(i, id,
-	    sizeof(id)), &e->key);
+	crdt_key_derive(k, CRDT_KIND_JTI, id,
+	    (size_t)token_id(i, id, sizeof(id)), &e->key);
 	e->u.token.exp = now + 86400;
 	e->u.token.revoked_at = CRDT_HLC_AT((uint64_t)now * 1000) + i;
 	e->u.token.origin = 1;
@@ -152,11 +153,10 @@ lookup_round(crdt_store *s, const crdt_key *keys, uint64_t n, uint64_t *hits)
 }
 
 static double
-mdb_get_round(crdt_store *s, const crdt_key *keys, uint64_t n,
-    uint64_t *hits)
+mdb_get_round(crdt_store *s, const crdt_key *keys, uint64_t n, uint64_t *hits)
 {
 	MDB_txn *txn;
-	MDB_val k = {CRDT_KEY_LEN, NULL}, v;
+	MDB_val k = { CRDT_KEY_LEN, NULL }, v;
 	double t0, t;
 
 	*hits = 0;
@@ -188,10 +188,10 @@ check_round(crdt_store *s, crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 	for (uint64_t i = 0; i < n; i++) {
 		char id[48];
 		crdt_key key;
-		crdt_check c = {.jti = &key};
+		crdt_check c = { .jti = &key };
 		/* Half the ids were populated, half were not. */
-		uint64_t pick = revokd_rng_below(rng, entries) +
-		    (i % 2 ? entries : 0);
+		uint64_t pick =
+		    revokd_rng_below(rng, entries) + (i % 2 ? entries : 0);
 
 		crdt_key_derive(k, CRDT_KIND_JTI, id,
 		    (size_t)token_id(pick, id, sizeof(id)), &key);
@@ -201,8 +201,9 @@ check_round(crdt_store *s, crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 	t = bench_now() - t0;
 	crdt_reader_free(r);
 	if (revoked < n / 2 - n / 20 || revoked > n / 2 + n / 20) {
-		fprintf(stderr, "revokd-bench: store: %" PRIu64 " of %" PRIu64
-				" checks revoked, expected about half\n",
+		fprintf(stderr,
+		    "revokd-bench: store: %" PRIu64 " of %" PRIu64
+		    " checks revoked, expected about half\n",
 		    revoked, n);
 		return -1;
 	}
@@ -236,8 +237,9 @@ disk_pages_round(const char *dir, uint64_t batch, revokd_rng *rng)
 	t0 = bench_now();
 	while (t < 2.0) {
 		for (uint64_t i = 0; i < batch; i++)
-			if (pwrite(fd, page, PAGE, (off_t)revokd_rng_below(rng,
-				 PAGES) * PAGE) != PAGE)
+			if (pwrite(fd, page, PAGE,
+			        (off_t)revokd_rng_below(rng, PAGES) * PAGE) !=
+			    PAGE)
 				goto fail;
 		if (fdatasync(fd) != 0)
 			goto fail;
@@ -256,8 +258,8 @@ fail:
 
 /* Bytes of data.mdb on disk, and of the entries tree alone, per entry. */
 static void
-bytes_per_entry(crdt_store *s, const char *dir, uint64_t entries,
-    double *disk, double *tree)
+bytes_per_entry(crdt_store *s, const char *dir, uint64_t entries, double *disk,
+    double *tree)
 {
 	char path[4096];
 	struct stat st;
@@ -272,8 +274,8 @@ bytes_per_entry(crdt_store *s, const char *dir, uint64_t entries,
 		return;
 	if (mdb_stat(txn, s->entries, &ms) == 0)
 		*tree = (double)(ms.ms_branch_pages + ms.ms_leaf_pages +
-				    ms.ms_overflow_pages) *
-		    ms.ms_psize / (double)entries;
+		                 ms.ms_overflow_pages) *
+		        ms.ms_psize / (double)entries;
 	mdb_txn_abort(txn);
 }
 
@@ -301,15 +303,18 @@ run(const bench_opts *o, const char *dir, crdt_store *s, crdt_keyer *k)
 	if ((keys = lookup_keys(k, o->entries, &rng)) == NULL)
 		goto out;
 	for (unsigned i = 0; i < o->rounds; i++) {
-		if ((look[i] = lookup_round(s, keys, o->entries, &hits_a)) < 0 ||
-		    (raw[i] = mdb_get_round(s, keys, o->entries, &hits_b)) < 0 ||
+		if ((look[i] = lookup_round(s, keys, o->entries, &hits_a)) <
+		        0 ||
+		    (raw[i] = mdb_get_round(s, keys, o->entries, &hits_b)) <
+		        0 ||
 		    (chk[i] = check_round(s, k, o->entries, &rng)) < 0 ||
-		    (upd[i] = update_round(s, k, o->entries, now, &rng,
-			 i + 1, batch, o->batch)) < 0)
+		    (upd[i] = update_round(s, k, o->entries, now, &rng, i + 1,
+		         batch, o->batch)) < 0)
 			goto out;
 		if (hits_a != hits_b) {
-			fprintf(stderr, "revokd-bench: store: lookups found "
-					"%" PRIu64 ", mdb_get %" PRIu64 "\n",
+			fprintf(stderr,
+			    "revokd-bench: store: lookups found "
+			    "%" PRIu64 ", mdb_get %" PRIu64 "\n",
 			    hits_a, hits_b);
 			goto out;
 		}
@@ -349,8 +354,8 @@ int
 bench_store(const bench_opts *o)
 {
 	char *dir = bench_mkdtemp(o);
-	crdt_store_options so = {
-		.map_size = (size_t)64 << 30, .no_sync = o->no_sync};
+	crdt_store_options so = { .map_size = (size_t)64 << 30,
+		.no_sync = o->no_sync };
 	crdt_store *s = NULL;
 	crdt_keyer *k = NULL;
 	revokd_err err;

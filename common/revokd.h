@@ -17,33 +17,33 @@
  * nng and OpenSSL are translated into these where they enter our code, so a
  * caller only ever sees a revokd_err.
  */
-#define REVOKD_ERR_MAP(X)                                                     \
-	X(OK, "success")                                                      \
-	X(NOMEM, "out of memory")                                             \
-	X(INVAL, "invalid argument")                                          \
-	X(IO, "input/output error")                                           \
-	X(NOTFOUND, "not found")                                              \
-	X(EXIST, "already exists")                                            \
-	X(CORRUPT, "stored data is corrupt")                                  \
-	X(SCHEMA, "store was written by an incompatible version")             \
-	X(LOCKED, "data dir is locked by another process")                    \
-	X(MAPFULL, "store is full: map size reached")                         \
-	X(NOSPACE, "no space left on device")                                 \
-	X(MAPRESIZED, "store map was grown by the writer")                    \
-	X(READERS, "too many store readers")                                  \
-	X(PERM, "permission denied")                                          \
-	X(CRYPTO, "cryptographic operation failed")                           \
-	X(TOOBIG, "size limit exceeded")                                      \
-	X(MALFORMED, "malformed input")                                       \
-	X(KIND, "entry kind does not match the stored entry")                 \
-	X(LIMIT, "too many writer regions in one counter")                    \
-	X(CLOCK, "remote clock too far ahead")                                \
-	X(AGAIN, "try again")                                                 \
-	X(CLOSED, "connection closed")                                        \
-	X(TIMEDOUT, "timed out")                                              \
-	X(AUTH, "authentication failed")                                      \
-	X(PROTO, "protocol error")                                            \
-	X(CONFIG, "invalid configuration")                                    \
+#define REVOKD_ERR_MAP(X)                                                      \
+	X(OK, "success")                                                       \
+	X(NOMEM, "out of memory")                                              \
+	X(INVAL, "invalid argument")                                           \
+	X(IO, "input/output error")                                            \
+	X(NOTFOUND, "not found")                                               \
+	X(EXIST, "already exists")                                             \
+	X(CORRUPT, "stored data is corrupt")                                   \
+	X(SCHEMA, "store was written by an incompatible version")              \
+	X(LOCKED, "data dir is locked by another process")                     \
+	X(MAPFULL, "store is full: map size reached")                          \
+	X(NOSPACE, "no space left on device")                                  \
+	X(MAPRESIZED, "store map was grown by the writer")                     \
+	X(READERS, "too many store readers")                                   \
+	X(PERM, "permission denied")                                           \
+	X(CRYPTO, "cryptographic operation failed")                            \
+	X(TOOBIG, "size limit exceeded")                                       \
+	X(MALFORMED, "malformed input")                                        \
+	X(KIND, "entry kind does not match the stored entry")                  \
+	X(LIMIT, "too many writer regions in one counter")                     \
+	X(CLOCK, "remote clock too far ahead")                                 \
+	X(AGAIN, "try again")                                                  \
+	X(CLOSED, "connection closed")                                         \
+	X(TIMEDOUT, "timed out")                                               \
+	X(AUTH, "authentication failed")                                       \
+	X(PROTO, "protocol error")                                             \
+	X(CONFIG, "invalid configuration")                                     \
 	X(INTERNAL, "internal error")
 
 /* A revokd error code. REVOKD_OK is zero; every error is positive. */
@@ -51,7 +51,7 @@ typedef enum revokd_err {
 #define REVOKD__ERR_ENUM(name, msg) REVOKD_E##name,
 	REVOKD_ERR_MAP(REVOKD__ERR_ENUM)
 #undef REVOKD__ERR_ENUM
-	REVOKD_ERR_COUNT
+	    REVOKD_ERR_COUNT
 } revokd_err;
 
 /* REVOKD_OK under its usual name. */

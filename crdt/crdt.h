@@ -81,8 +81,7 @@ int crdt_key_cmp(const crdt_key *a, const crdt_key *b);
 typedef struct crdt_keyer crdt_keyer;
 
 /* A keyer for secret, which must be CRDT_SECRET_LEN bytes. */
-revokd_err crdt_keyer_new(const uint8_t *secret, size_t len,
-    crdt_keyer **out);
+revokd_err crdt_keyer_new(const uint8_t *secret, size_t len, crdt_keyer **out);
 
 /* Free a keyer and wipe its key. NULL is allowed. */
 void crdt_keyer_free(crdt_keyer *k);
@@ -164,10 +163,10 @@ bool crdt_token_merge(crdt_token *into, const crdt_token *from);
  * form is what makes equal states encode, and fingerprint, equally.
  */
 typedef struct crdt_subject {
-	uint64_t not_before_ms;               /* tokens with iat below are revoked */
-	uint32_t n;                           /* regions in use in the counter */
-	uint16_t region[CRDT_MAX_WRITERS];    /* writer region ids, increasing */
-	uint64_t count[CRDT_MAX_WRITERS];     /* their counts, non-zero */
+	uint64_t not_before_ms; /* tokens with iat below are revoked */
+	uint32_t n;             /* regions in use in the counter */
+	uint16_t region[CRDT_MAX_WRITERS]; /* writer region ids, increasing */
+	uint64_t count[CRDT_MAX_WRITERS];  /* their counts, non-zero */
 } crdt_subject;
 
 /* The version: the sum of the counts. */
@@ -283,11 +282,11 @@ typedef struct crdt_store crdt_store;
 
 /* Options of crdt_store_open. Zero means "the default". */
 typedef struct crdt_store_options {
-	bool read_only;        /* open an existing store for reading only */
-	bool no_sync;          /* skip fsync at commit (tests, simulator) */
-	size_t map_size;       /* bytes the store may grow to; default 8 GiB */
-	unsigned max_readers;  /* LMDB reader slots; default 1022 */
-	int64_t prune_leeway;  /* seconds past exp before pruning; default 300 */
+	bool read_only;       /* open an existing store for reading only */
+	bool no_sync;         /* skip fsync at commit (tests, simulator) */
+	size_t map_size;      /* bytes the store may grow to; default 8 GiB */
+	unsigned max_readers; /* LMDB reader slots; default 1022 */
+	int64_t prune_leeway; /* seconds past exp before pruning; default 300 */
 } crdt_store_options;
 
 /*
@@ -342,8 +341,8 @@ revokd_err crdt_store_prune(crdt_store *s, int64_t now, size_t max,
  * The summary of buckets [first, last) from memory (writer only): no I/O.
  * first <= last <= CRDT_BUCKETS.
  */
-void crdt_store_buckets_sum(const crdt_store *s, uint32_t first,
-    uint32_t last, crdt_summary *out);
+void crdt_store_buckets_sum(const crdt_store *s, uint32_t first, uint32_t last,
+    crdt_summary *out);
 
 /* Small named values kept with the state (the agent's watermarks, say). */
 
@@ -418,7 +417,7 @@ typedef struct crdt_check {
 	bool has_ver;
 	uint64_t ver; /* the token's ver claim */
 	bool has_iat;
-	int64_t iat;  /* the token's iat claim, unix seconds */
+	int64_t iat; /* the token's iat claim, unix seconds */
 } crdt_check;
 
 /* The answer to a check. */

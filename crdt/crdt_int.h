@@ -39,9 +39,9 @@ struct crdt_store {
 	crdt_summary *working; /* this transaction's copies */
 	uint32_t *dirty;       /* buckets in working[], n_dirty of them */
 	size_t n_dirty;
-	uint8_t *is_dirty; /* one byte per bucket */
-	uint64_t count;    /* entries as of the last commit */
-	size_t last_txnid; /* id of the last committed snapshot */
+	uint8_t *is_dirty;   /* one byte per bucket */
+	uint64_t count;      /* entries as of the last commit */
+	size_t last_txnid;   /* id of the last committed snapshot */
 	crdt_key prune_next; /* where the prune sweep resumes */
 	crdt_key *prune_buf; /* CRDT__PRUNE_CHUNK keys to delete */
 };
@@ -61,7 +61,7 @@ revokd_err crdt__keyer_mac(crdt_keyer *k, const void *a, size_t a_len,
 revokd_err crdt__mdb_err(int rc);
 
 /* The one-entry summary of key and an encoded value. */
-void crdt__value_summary(const crdt_key *key, const uint8_t *value,
-    size_t len, crdt_summary *out);
+void crdt__value_summary(const crdt_key *key, const uint8_t *value, size_t len,
+    crdt_summary *out);
 
 #endif /* CRDT_INT_H */

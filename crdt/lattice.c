@@ -131,7 +131,7 @@ crdt__counter_join(const crdt_subject *a, const crdt_subject *b,
 		} else {
 			region = a->region[i];
 			count = a->count[i] > b->count[j] ? a->count[i]
-							  : b->count[j];
+			                                  : b->count[j];
 			i++;
 			j++;
 		}
@@ -148,13 +148,12 @@ static bool
 crdt__counter_equal(const crdt_subject *a, const crdt_subject *b)
 {
 	return a->n == b->n &&
-	    memcmp(a->region, b->region, a->n * sizeof(a->region[0])) == 0 &&
-	    memcmp(a->count, b->count, a->n * sizeof(a->count[0])) == 0;
+	       memcmp(a->region, b->region, a->n * sizeof(a->region[0])) == 0 &&
+	       memcmp(a->count, b->count, a->n * sizeof(a->count[0])) == 0;
 }
 
 revokd_err
-crdt_subject_merge(crdt_subject *into, const crdt_subject *from,
-    bool *changed)
+crdt_subject_merge(crdt_subject *into, const crdt_subject *from, bool *changed)
 {
 	crdt_subject joined;
 
@@ -163,10 +162,10 @@ crdt_subject_merge(crdt_subject *into, const crdt_subject *from,
 	if (!crdt__counter_join(into, from, &joined))
 		return REVOKD_ELIMIT;
 	joined.not_before_ms = from->not_before_ms > into->not_before_ms
-	    ? from->not_before_ms
-	    : into->not_before_ms;
+	                           ? from->not_before_ms
+	                           : into->not_before_ms;
 	*changed = joined.not_before_ms != into->not_before_ms ||
-	    !crdt__counter_equal(&joined, into);
+	           !crdt__counter_equal(&joined, into);
 	if (*changed)
 		*into = joined;
 	return REVOKD_OK;
@@ -342,7 +341,7 @@ bool
 crdt_summary_equal(const crdt_summary *a, const crdt_summary *b)
 {
 	return a->count == b->count && a->fp_lo == b->fp_lo &&
-	    a->fp_hi == b->fp_hi;
+	       a->fp_hi == b->fp_hi;
 }
 
 void
@@ -353,7 +352,8 @@ crdt__value_summary(const crdt_key *key, const uint8_t *value, size_t len,
 	uint8_t md[EVP_MAX_MD_SIZE];
 
 	if (len > CRDT_VALUE_MAX)
-		len = CRDT_VALUE_MAX; /* only corrupt values; decode refuses them */
+		len = CRDT_VALUE_MAX; /* only corrupt values; decode refuses
+		                         them */
 	memcpy(buf, key->b, CRDT_KEY_LEN);
 	memcpy(buf + CRDT_KEY_LEN, value, len);
 	/*
@@ -379,7 +379,7 @@ uint32_t
 crdt_key_bucket(const crdt_key *key)
 {
 	return ((uint32_t)key->b[0] << 8 | key->b[1]) >>
-	    (16 - CRDT_BUCKET_BITS);
+	       (16 - CRDT_BUCKET_BITS);
 }
 
 void

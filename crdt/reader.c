@@ -103,7 +103,7 @@ crdt_reader_end(crdt_reader *r)
 revokd_err
 crdt_reader_get(crdt_reader *r, const crdt_key *key, crdt_entry *out)
 {
-	MDB_val k = {CRDT_KEY_LEN, (void *)key->b}, v;
+	MDB_val k = { CRDT_KEY_LEN, (void *)key->b }, v;
 	revokd_err err;
 	int rc;
 
@@ -121,7 +121,7 @@ revokd_err
 crdt_reader_meta_get(crdt_reader *r, const char *name, void *buf, size_t cap,
     size_t *len)
 {
-	MDB_val k = {strlen(name), (void *)name}, v;
+	MDB_val k = { strlen(name), (void *)name }, v;
 	int rc;
 
 	if (!r->active)
@@ -140,8 +140,8 @@ crdt_reader_meta_get(crdt_reader *r, const char *name, void *buf, size_t cap,
  * entry (!token): *found says whether there is one.
  */
 static revokd_err
-crdt__lookup(crdt_reader *r, const crdt_key *key, bool token,
-    crdt_entry *e, bool *found)
+crdt__lookup(crdt_reader *r, const crdt_key *key, bool token, crdt_entry *e,
+    bool *found)
 {
 	revokd_err err = crdt_reader_get(r, key, e);
 
@@ -150,8 +150,7 @@ crdt__lookup(crdt_reader *r, const crdt_key *key, bool token,
 		return REVOKD_OK;
 	if (err != REVOKD_OK)
 		return err;
-	return crdt_kind_is_token(e->kind) == token ? REVOKD_OK
-						    : REVOKD_EKIND;
+	return crdt_kind_is_token(e->kind) == token ? REVOKD_OK : REVOKD_EKIND;
 }
 
 /* True when a token issued at iat (seconds) is before not_before_ms. */
@@ -193,20 +192,19 @@ crdt__token_verdict(crdt_reader *r, const crdt_key *key,
 }
 
 revokd_err
-crdt_reader_check(crdt_reader *r, const crdt_check *c,
-    crdt_check_result *out)
+crdt_reader_check(crdt_reader *r, const crdt_check *c, crdt_check_result *out)
 {
-	crdt_check_result res = {CRDT_VALID, 0};
+	crdt_check_result res = { CRDT_VALID, 0 };
 	crdt_entry e;
 	bool found;
 	revokd_err err;
 
 	if (c->jti != NULL && (err = crdt__token_verdict(r, c->jti,
-				   CRDT_REVOKED_TOKEN, &res.verdict)))
+	                           CRDT_REVOKED_TOKEN, &res.verdict)))
 		return err;
 	if (c->sid != NULL && res.verdict == CRDT_VALID &&
 	    (err = crdt__token_verdict(r, c->sid, CRDT_REVOKED_SESSION,
-		 &res.verdict)))
+	         &res.verdict)))
 		return err;
 	/* The version is always reported, even for a revoked token. */
 	if (c->sub != NULL) {
@@ -231,8 +229,8 @@ crdt_reader_check(crdt_reader *r, const crdt_check *c,
  * Visit each (key, raw value) with lo <= key < hi (hi NULL: no bound).
  * visit returns false to stop.
  */
-typedef bool (*crdt__raw_fn)(void *arg, const crdt_key *key,
-    const MDB_val *value);
+typedef bool (
+    *crdt__raw_fn)(void *arg, const crdt_key *key, const MDB_val *value);
 
 static revokd_err
 crdt__scan_raw(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
@@ -240,7 +238,7 @@ crdt__scan_raw(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
 {
 	static const crdt_key zero;
 	MDB_cursor *cur;
-	MDB_val k = {CRDT_KEY_LEN, (void *)(lo ? lo : &zero)->b}, v;
+	MDB_val k = { CRDT_KEY_LEN, (void *)(lo ? lo : &zero)->b }, v;
 	revokd_err err = REVOKD_OK;
 	int rc;
 
@@ -291,7 +289,7 @@ revokd_err
 crdt_reader_scan(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
     crdt_entry_fn fn, void *arg)
 {
-	struct crdt__decode_visit dv = {fn, arg, REVOKD_OK};
+	struct crdt__decode_visit dv = { fn, arg, REVOKD_OK };
 	revokd_err err = crdt__scan_raw(r, lo, hi, crdt__visit_decoded, &dv);
 
 	return err != REVOKD_OK ? err : dv.err;
@@ -320,7 +318,7 @@ static revokd_err
 crdt__scan_summary(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
     crdt_summary *out)
 {
-	struct crdt__sum_visit sv = {out, NULL};
+	struct crdt__sum_visit sv = { out, NULL };
 
 	return crdt__scan_raw(r, lo, hi, crdt__visit_sum, &sv);
 }
@@ -340,7 +338,7 @@ crdt_reader_range_summary(crdt_reader *r, const crdt_key *lo,
     const crdt_key *hi, crdt_summary *out)
 {
 	static const crdt_key zero;
-	crdt_summary sum = {0}, part;
+	crdt_summary sum = { 0 }, part;
 	crdt_key edge;
 	uint32_t first, last;
 	revokd_err err = REVOKD_OK;
@@ -388,7 +386,7 @@ revokd_err
 crdt_reader_recompute(crdt_reader *r, crdt_summary *total,
     crdt_summary *buckets)
 {
-	struct crdt__sum_visit sv = {total, buckets};
+	struct crdt__sum_visit sv = { total, buckets };
 
 	memset(total, 0, sizeof(*total));
 	if (buckets != NULL)

@@ -97,9 +97,9 @@ crdt__buckets_write(crdt_store *s, MDB_txn *txn)
 
 	for (size_t i = 0; i < s->n_dirty; i++) {
 		uint32_t b = s->dirty[i];
-		uint8_t kb[2] = {(uint8_t)(b >> 8), (uint8_t)b};
+		uint8_t kb[2] = { (uint8_t)(b >> 8), (uint8_t)b };
 		uint8_t vb[CRDT__BUCKET_VAL_LEN];
-		MDB_val k = {sizeof(kb), kb}, v = {sizeof(vb), vb};
+		MDB_val k = { sizeof(kb), kb }, v = { sizeof(vb), vb };
 		int rc;
 
 		if (crdt_summary_equal(&s->working[b], &zero)) {
@@ -185,7 +185,7 @@ crdt__lock_dir(crdt_store *s, const char *dir)
 		return revokd_err_from_errno(errno);
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
 		return errno == EWOULDBLOCK ? REVOKD_ELOCKED
-					    : revokd_err_from_errno(errno);
+		                            : revokd_err_from_errno(errno);
 	return REVOKD_OK;
 }
 
@@ -220,7 +220,7 @@ static revokd_err
 crdt__check_schema(crdt_store *s, MDB_txn *txn)
 {
 	uint32_t want = CRDT__SCHEMA;
-	MDB_val k = {sizeof("crdt.schema") - 1, (void *)"crdt.schema"};
+	MDB_val k = { sizeof("crdt.schema") - 1, (void *)"crdt.schema" };
 	MDB_val v;
 	int rc = mdb_get(txn, s->meta, &k, &v);
 
@@ -252,7 +252,7 @@ crdt__open_dbis(crdt_store *s)
 	    (rc = mdb_dbi_open(txn, "meta", create, &s->meta)) != 0) {
 		mdb_txn_abort(txn);
 		return rc == MDB_NOTFOUND ? REVOKD_ENOTFOUND
-					  : crdt__mdb_err(rc);
+		                          : crdt__mdb_err(rc);
 	}
 	err = crdt__check_schema(s, txn);
 	if (err == REVOKD_OK && !s->read_only)
@@ -295,14 +295,12 @@ crdt__open_env(crdt_store *s, const char *dir, const crdt_store_options *o)
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		return crdt__mdb_err(rc);
 	if ((rc = mdb_env_set_maxdbs(s->env, 3)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, o->max_readers
-			    ? o->max_readers
-			    : CRDT__DEFAULT_READERS)) != 0)
+	    (rc = mdb_env_set_maxreaders(s->env,
+	         o->max_readers ? o->max_readers : CRDT__DEFAULT_READERS)) != 0)
 		return crdt__mdb_err(rc);
 	if (!s->read_only &&
-	    (rc = mdb_env_set_mapsize(s->env, o->map_size
-			    ? o->map_size
-			    : CRDT__DEFAULT_MAP_SIZE)) != 0)
+	    (rc = mdb_env_set_mapsize(s->env,
+	         o->map_size ? o->map_size : CRDT__DEFAULT_MAP_SIZE)) != 0)
 		return crdt__mdb_err(rc);
 	if ((rc = mdb_env_open(s->env, dir, flags, CRDT__FILE_MODE)) != 0)
 		return rc == ENOENT ? REVOKD_ENOTFOUND : crdt__mdb_err(rc);
@@ -325,10 +323,11 @@ crdt_store_open(const char *dir, const crdt_store_options *opt,
 		return REVOKD_ENOMEM;
 	s->lock_fd = -1;
 	s->read_only = o->read_only;
-	s->prune_leeway = o->prune_leeway ? o->prune_leeway
-					  : CRDT__DEFAULT_LEEWAY;
-	if ((!s->read_only && ((err = crdt__lock_dir(s, dir)) != REVOKD_OK ||
-				  (err = crdt__alloc_buckets(s)) != REVOKD_OK)) ||
+	s->prune_leeway =
+	    o->prune_leeway ? o->prune_leeway : CRDT__DEFAULT_LEEWAY;
+	if ((!s->read_only &&
+	        ((err = crdt__lock_dir(s, dir)) != REVOKD_OK ||
+	            (err = crdt__alloc_buckets(s)) != REVOKD_OK)) ||
 	    (err = crdt__open_env(s, dir, o)) != REVOKD_OK ||
 	    (err = crdt__open_dbis(s)) != REVOKD_OK) {
 		crdt_store_close(s);
@@ -384,7 +383,7 @@ static revokd_err
 crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
     crdt_entry *merged, bool *changed, bool *added)
 {
-	MDB_val k = {CRDT_KEY_LEN, (void *)in->key.b}, v;
+	MDB_val k = { CRDT_KEY_LEN, (void *)in->key.b }, v;
 	uint8_t buf[CRDT_VALUE_MAX];
 	crdt_summary old_sum, new_sum;
 	bool existed;
@@ -424,7 +423,7 @@ revokd_err
 crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
     crdt_entry *changed, crdt_apply_stats *stats)
 {
-	crdt_apply_stats st = {0};
+	crdt_apply_stats st = { 0 };
 	crdt_entry merged;
 	revokd_err err = REVOKD_OK;
 	MDB_txn *txn;
@@ -489,7 +488,7 @@ crdt__prune_collect(crdt_store *s, MDB_txn *txn, int64_t now, size_t max,
     crdt_key *doomed, size_t *n_doomed, size_t *seen, bool *at_end)
 {
 	MDB_cursor *cur;
-	MDB_val k = {CRDT_KEY_LEN, s->prune_next.b}, v;
+	MDB_val k = { CRDT_KEY_LEN, s->prune_next.b }, v;
 	int rc;
 
 	*n_doomed = *seen = 0;
@@ -522,7 +521,7 @@ crdt__prune_collect(crdt_store *s, MDB_txn *txn, int64_t now, size_t max,
 static revokd_err
 crdt__prune_delete(crdt_store *s, MDB_txn *txn, const crdt_key *key)
 {
-	MDB_val k = {CRDT_KEY_LEN, (void *)key->b}, v;
+	MDB_val k = { CRDT_KEY_LEN, (void *)key->b }, v;
 	crdt_summary sum;
 	int rc;
 
@@ -553,7 +552,8 @@ crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
 	/* Collect and delete in chunks so memory stays bounded for any max. */
 	while (err == REVOKD_OK && left > 0 && !at_end) {
 		size_t n = 0, seen = 0;
-		size_t chunk = left < CRDT__PRUNE_CHUNK ? left : CRDT__PRUNE_CHUNK;
+		size_t chunk =
+		    left < CRDT__PRUNE_CHUNK ? left : CRDT__PRUNE_CHUNK;
 
 		err = crdt__prune_collect(s, txn, now, chunk, s->prune_buf, &n,
 		    &seen, &at_end);
@@ -579,7 +579,7 @@ revokd_err
 crdt_store_meta_put(crdt_store *s, const char *name, const void *value,
     size_t len)
 {
-	MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)value};
+	MDB_val k = { strlen(name), (void *)name }, v = { len, (void *)value };
 	MDB_txn *txn;
 	int rc;
 

@@ -19,7 +19,7 @@
 #include "store_fixture.h"
 #include "testutil.h"
 
-const crdt_store_options fast_opts = {.no_sync = true};
+const crdt_store_options fast_opts = { .no_sync = true };
 int
 setup(void **state)
 {
@@ -134,8 +134,8 @@ key_of(struct fx *f, crdt_kind kind, const char *id)
 }
 
 crdt_entry
-token(const crdt_key *key, crdt_kind kind, int64_t expiry,
-    crdt_hlc revoked_at, crdt_hlc restored_at)
+token(const crdt_key *key, crdt_kind kind, int64_t expiry, crdt_hlc revoked_at,
+    crdt_hlc restored_at)
 {
 	crdt_entry e;
 
@@ -188,8 +188,8 @@ assert_stats(const crdt_apply_stats *st, size_t changed, size_t added,
 
 /* Apply in[0..n) at now in batches of random sizes in [1, max_batch]. */
 void
-apply_in_batches(crdt_store *s, revokd_rng *rng, const crdt_entry *in,
-    size_t n, size_t max_batch, int64_t now)
+apply_in_batches(crdt_store *s, revokd_rng *rng, const crdt_entry *in, size_t n,
+    size_t max_batch, int64_t now)
 {
 	for (size_t i = 0; i < n;) {
 		size_t len = 1 + (size_t)revokd_rng_below(rng, max_batch);
@@ -246,7 +246,7 @@ assert_buckets_match(struct fx *f, crdt_store *s, crdt_reader *r)
 		crdt_store_buckets_sum(s, b, b + 1, &one);
 		if (!crdt_summary_equal(&one, &f->buckets[b]))
 			fail_msg("bucket %u: incremental count %llu, "
-				 "recomputed %llu (or fingerprints differ)",
+			         "recomputed %llu (or fingerprints differ)",
 			    b, (unsigned long long)one.count,
 			    (unsigned long long)f->buckets[b].count);
 	}
@@ -343,8 +343,7 @@ scan_summary(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
     crdt_summary *out)
 {
 	memset(out, 0, sizeof(*out));
-	assert_int_equal(crdt_reader_scan(r, lo, hi, sum_add, out),
-	    REVOKD_OK);
+	assert_int_equal(crdt_reader_scan(r, lo, hi, sum_add, out), REVOKD_OK);
 }
 
 bool
@@ -372,7 +371,7 @@ read_full(int fd, void *buf, size_t len, int timeout_ms)
 	uint8_t *p = buf;
 
 	while (len > 0) {
-		struct pollfd pfd = {fd, POLLIN, 0};
+		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t got;
 
 		if (poll(&pfd, 1, timeout_ms) <= 0)
@@ -397,7 +396,7 @@ bool
 is_bottom(const crdt_entry *e)
 {
 	return !crdt_kind_is_token(e->kind) && e->u.subject.n == 0 &&
-	    e->u.subject.not_before_ms == 0;
+	       e->u.subject.not_before_ms == 0;
 }
 
 /* A random entry as tu_random_entry, but never a bottom. */

@@ -24,7 +24,7 @@
 #define AT(ms) CRDT_HLC_AT((uint64_t)NOW * 1000 + (ms))
 
 /* Milliseconds of a unix time in seconds. */
-#define MS(sec) ((uint64_t)(sec) * 1000)
+#define MS(sec) ((uint64_t)(sec)*1000)
 
 /* Store options of the tests: no fsync, for speed. */
 extern const crdt_store_options fast_opts;
@@ -70,8 +70,8 @@ crdt_entry token(const crdt_key *key, crdt_kind kind, int64_t expiry,
     crdt_hlc revoked_at, crdt_hlc restored_at);
 
 /* A subject entry with count at region (none when count is 0). */
-crdt_entry subject(const crdt_key *key, crdt_kind kind,
-    uint64_t not_before_ms, uint16_t region, uint64_t count);
+crdt_entry subject(const crdt_key *key, crdt_kind kind, uint64_t not_before_ms,
+    uint16_t region, uint64_t count);
 
 /* crdt_store_apply, asserting success; its stats. */
 crdt_apply_stats apply_ok(crdt_store *s, const crdt_entry *in, size_t n,
@@ -123,8 +123,7 @@ bool entries_add(void *arg, const crdt_entry *e);
 void scan_all(crdt_reader *r, struct entries *es);
 
 /* The entry of es under key (es sorted by key), or NULL. */
-const crdt_entry *entries_find(const struct entries *es,
-    const crdt_key *key);
+const crdt_entry *entries_find(const struct entries *es, const crdt_key *key);
 
 /* crdt_entry_fn adding e's summary to the crdt_summary at arg. */
 bool sum_add(void *arg, const crdt_entry *e);
@@ -147,8 +146,7 @@ bool read_full(int fd, void *buf, size_t len, int timeout_ms);
 bool is_bottom(const crdt_entry *e);
 
 /* A random entry as tu_random_entry, but never a bottom. */
-void random_entry(revokd_rng *rng, uint32_t pool, int64_t now,
-    crdt_entry *e);
+void random_entry(revokd_rng *rng, uint32_t pool, int64_t now, crdt_entry *e);
 
 /* Run prune steps until *more is false; the total pruned. */
 size_t prune_sweep(crdt_store *s, int64_t now, size_t max);

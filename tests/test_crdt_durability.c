@@ -152,7 +152,7 @@ assert_buckets_match(struct fx *f)
 		crdt_store_buckets_sum(f->s, b, b + 1, &one);
 		if (!crdt_summary_equal(&one, &f->buckets[b]))
 			fail_msg("bucket %u: incremental and recomputed "
-				 "summaries differ",
+			         "summaries differ",
 			    b);
 	}
 	crdt_store_buckets_sum(f->s, 0, CRDT_BUCKETS, &all);
@@ -216,7 +216,7 @@ read_full(int fd, void *buf, size_t len, int timeout_ms)
 	uint8_t *p = buf;
 
 	while (len > 0) {
-		struct pollfd pfd = {fd, POLLIN, 0};
+		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t got;
 
 		if (poll(&pfd, 1, timeout_ms) <= 0)
@@ -286,8 +286,8 @@ ref_merge(struct ref_state *rs, const crdt_entry *in)
 			return;
 		}
 		if (crdt_key_cmp(&rs->e[i].key, &in->key) == 0) {
-			assert_int_equal(crdt_entry_merge(&rs->e[i], in,
-					     &changed),
+			assert_int_equal(
+			    crdt_entry_merge(&rs->e[i], in, &changed),
 			    REVOKD_OK);
 			return;
 		}
@@ -308,7 +308,7 @@ ref_apply_batch(struct ref_state *rs, uint32_t i)
 static crdt_summary
 ref_summary(const struct ref_state *rs)
 {
-	crdt_summary sum = {0}, one;
+	crdt_summary sum = { 0 }, one;
 
 	for (uint32_t i = 0; i < REF_SLOTS; i++) {
 		if (rs->used[i]) {
@@ -367,7 +367,7 @@ run_and_kill_writer(struct fx *f, uint32_t first, uint32_t want,
 	spawn(f, 0, writer_child, first);
 	while (seen < want && now_ms() < deadline) {
 		if (!read_full(f->fds[0], &got, sizeof(got),
-			(int)(deadline - now_ms()) + 1))
+		        (int)(deadline - now_ms()) + 1))
 			break;
 		assert_int_equal(got, first + seen);
 		seen++;
@@ -377,8 +377,7 @@ run_and_kill_writer(struct fx *f, uint32_t first, uint32_t want,
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		fail_msg("writer child ended by itself, status %#x", status);
 	/* The pipe holds what it wrote before dying; then EOF. */
-	while (seen < 100000 &&
-	    read_full(f->fds[0], &got, sizeof(got), 1000)) {
+	while (seen < 100000 && read_full(f->fds[0], &got, sizeof(got), 1000)) {
 		assert_int_equal(got, first + seen);
 		seen++;
 	}
@@ -405,15 +404,15 @@ verify_after_kill(struct fx *f, uint32_t reported)
 	for (uint32_t i = 0; i < reported; i++) {
 		make_batch(i, batch);
 		for (int j = 0; j < BATCH; j++) {
-			assert_int_equal(crdt_reader_get(f->r, &batch[j].key,
-					     &got),
+			assert_int_equal(
+			    crdt_reader_get(f->r, &batch[j].key, &got),
 			    REVOKD_OK);
-			assert_int_equal(crdt_entry_merge(&got, &batch[j],
-					     &changed),
+			assert_int_equal(
+			    crdt_entry_merge(&got, &batch[j], &changed),
 			    REVOKD_OK);
 			if (changed)
 				fail_msg("batch %u entry %d: stored state is "
-					 "below the applied one",
+				         "below the applied one",
 				    i, j);
 		}
 	}
@@ -427,7 +426,7 @@ verify_after_kill(struct fx *f, uint32_t reported)
 	if (crdt_summary_equal(&total, &want_next))
 		return true;
 	fail_msg("after the kill the store holds neither batches [0, %u) "
-		 "nor [0, %u]: %llu entries, want %llu or %llu",
+	         "nor [0, %u]: %llu entries, want %llu or %llu",
 	    reported, reported, (unsigned long long)total.count,
 	    (unsigned long long)want.count,
 	    (unsigned long long)want_next.count);
@@ -450,7 +449,7 @@ test_kill_during_commits(void **state)
 	revokd_rng_seed(&rng, 0x6b696c6c);
 	for (int cycle = 0; cycle < CYCLES; cycle++) {
 		uint32_t want = 10 + (uint32_t)revokd_rng_below(&rng,
-		    CYCLE_MAX_BATCHES - 10);
+		                         CYCLE_MAX_BATCHES - 10);
 		uint32_t seen = run_and_kill_writer(f, next, want,
 		    (unsigned)revokd_rng_below(&rng, 3000));
 
@@ -461,7 +460,7 @@ test_kill_during_commits(void **state)
 		unreported_found += verify_after_kill(f, next);
 	}
 	print_message("      %u batches in %d kills; the unreported batch "
-		      "was committed %u times\n",
+	              "was committed %u times\n",
 	    next, CYCLES, unreported_found);
 }
 
@@ -477,7 +476,7 @@ test_kill_during_commits(void **state)
 static void
 reader_child(const char *dir, uint32_t with_reader, int out_fd)
 {
-	crdt_store_options opt = {.read_only = true};
+	crdt_store_options opt = { .read_only = true };
 	crdt_entry batch[BATCH], got;
 	crdt_reader *r;
 	crdt_store *s;
@@ -518,7 +517,7 @@ count_slots(const char *msg, void *arg)
 static int
 reader_slots(crdt_store *s, pid_t pid)
 {
-	struct slot_count sc = {pid, 0};
+	struct slot_count sc = { pid, 0 };
 
 	assert_true(mdb_reader_list(s->env, count_slots, &sc) >= 0);
 	return sc.slots;
@@ -557,8 +556,8 @@ test_killed_reader_slot_reclaimed(void **state)
 	store_open(f);
 	for (uint32_t i = 0; i < 4; i++) {
 		make_batch(i, batch);
-		assert_int_equal(crdt_store_apply(f->s, batch, BATCH, NOW,
-				     NULL, NULL),
+		assert_int_equal(
+		    crdt_store_apply(f->s, batch, BATCH, NOW, NULL, NULL),
 		    REVOKD_OK);
 	}
 	store_close(f);
@@ -594,19 +593,19 @@ test_killed_reader_slot_reclaimed(void **state)
 		tokens[n_tokens++].u.token.exp = NOW + 1;
 	}
 	assert_true(n_tokens > 10);
-	assert_int_equal(crdt_store_apply(f->s, tokens, n_tokens, NOW, NULL,
-			     &st),
+	assert_int_equal(
+	    crdt_store_apply(f->s, tokens, n_tokens, NOW, NULL, &st),
 	    REVOKD_OK);
 	assert_int_equal(st.added, n_tokens);
 	assert_buckets_match(f);
 	renew(f->r);
-	assert_int_equal(crdt_reader_scan(f->r, NULL, NULL, count_expiring,
-			     &n_expiring),
+	assert_int_equal(
+	    crdt_reader_scan(f->r, NULL, NULL, count_expiring, &n_expiring),
 	    REVOKD_OK);
 	assert_true(n_expiring >= n_tokens);
 	while (more) {
 		assert_int_equal(crdt_store_prune(f->s, NOW + 1 + LEEWAY + 1,
-				     50, &pruned, &more),
+		                     50, &pruned, &more),
 		    REVOKD_OK);
 		total_pruned += pruned;
 	}
@@ -628,8 +627,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kill_during_commits,
-		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_during_commits, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_killed_reader_slot_reclaimed, setup, teardown),
 	};

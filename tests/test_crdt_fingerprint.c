@@ -41,8 +41,8 @@ fold_reference(crdt_entry *in, size_t n, int64_t now, crdt_entry *out)
 		    in[i].u.token.exp + LEEWAY < now)
 			continue;
 		if (m > 0 && crdt_key_cmp(&out[m - 1].key, &in[i].key) == 0) {
-			assert_int_equal(crdt_entry_merge(&out[m - 1], &in[i],
-					     &changed),
+			assert_int_equal(
+			    crdt_entry_merge(&out[m - 1], &in[i], &changed),
 			    REVOKD_OK);
 			continue;
 		}
@@ -59,8 +59,8 @@ fold_reference(crdt_entry *in, size_t n, int64_t now, crdt_entry *out)
  * random batch splits.
  */
 static void
-deliver_shuffled(crdt_store *s, uint64_t seed, const crdt_entry *in,
-    size_t n, crdt_entry *scratch)
+deliver_shuffled(crdt_store *s, uint64_t seed, const crdt_entry *in, size_t n,
+    crdt_entry *scratch)
 {
 	revokd_rng rng;
 	size_t m = 0;
@@ -95,9 +95,9 @@ test_order_independence(void **state)
 	crdt_entry *sorted = fx_alloc(f, n * sizeof(*in));
 	crdt_entry *ref = fx_alloc(f, n * sizeof(*in));
 	crdt_entry *scratch = fx_alloc(f, 2 * n * sizeof(*in));
-	struct entries a = {fx_alloc(f, n * sizeof(crdt_entry)), 0, n, false};
-	struct entries b = {fx_alloc(f, n * sizeof(crdt_entry)), 0, n, false};
-	const uint64_t seeds[3] = {1, 42, 0xdecafbad};
+	struct entries a = { fx_alloc(f, n * sizeof(crdt_entry)), 0, n, false };
+	struct entries b = { fx_alloc(f, n * sizeof(crdt_entry)), 0, n, false };
+	const uint64_t seeds[3] = { 1, 42, 0xdecafbad };
 
 	f->dir2 = tu_tmpdir();
 	for (int si = 0; si < 3; si++) {
@@ -110,8 +110,7 @@ test_order_independence(void **state)
 		revokd_rng_seed(&rng, seeds[si]);
 		for (size_t i = 0; i < n; i++) /* some already expired */
 			random_entry(&rng, 300,
-			    NOW - (int64_t)revokd_rng_below(&rng, 700),
-			    &in[i]);
+			    NOW - (int64_t)revokd_rng_below(&rng, 700), &in[i]);
 		memcpy(sorted, in, n * sizeof(*in));
 		n_ref = fold_reference(sorted, n, NOW, ref);
 		assert_true(n_ref > 200 && n_ref <= 300);
@@ -176,10 +175,10 @@ test_buckets_match_recompute(void **state)
 		bad[2] = in[revokd_rng_below(&rng, n)];
 		memset(&bad[2].u, 0, sizeof(bad[2].u));
 		bad[2].kind = bad[2].kind == CRDT_KIND_SUB ? CRDT_KIND_JTI
-							   : CRDT_KIND_SUB;
+		                                           : CRDT_KIND_SUB;
 		bad[2].u.token.exp = now + 100;
-		assert_int_equal(crdt_store_apply(f->s, bad, 3, now, NULL,
-				     NULL),
+		assert_int_equal(
+		    crdt_store_apply(f->s, bad, 3, now, NULL, NULL),
 		    REVOKD_EKIND);
 		assert_buckets_match(f, f->s, f->r);
 
@@ -211,8 +210,7 @@ ref_build(struct ref *rf, crdt_entry *v, size_t n)
 		crdt_summary one;
 
 		if (i > 0)
-			assert_true(crdt_key_cmp(&v[i - 1].key, &v[i].key) <
-			    0);
+			assert_true(crdt_key_cmp(&v[i - 1].key, &v[i].key) < 0);
 		rf->keys[i] = v[i].key;
 		crdt_entry_summary(&v[i], &one);
 		rf->prefix[i + 1] = rf->prefix[i];
@@ -327,8 +325,8 @@ range_shape(const crdt_key *lo, const crdt_key *hi)
  * ranges, and against a literal scan for every scan_every-th of them.
  */
 static void
-check_ranges(crdt_reader *r, const struct ref *rf, revokd_rng *rng,
-    size_t n, size_t scan_every, size_t *shapes)
+check_ranges(crdt_reader *r, const struct ref *rf, revokd_rng *rng, size_t n,
+    size_t scan_every, size_t *shapes)
 {
 	for (size_t i = 0; i < n; i++) {
 		crdt_key lo_buf, hi_buf;
@@ -360,7 +358,7 @@ random_crowded(revokd_rng *rng, crdt_entry *v, size_t n, int64_t now)
 		if (i % 2 == 1)
 			key_in_bucket(rng,
 			    (uint32_t)(revokd_rng_below(rng, 300) * 13) %
-				CRDT_BUCKETS,
+			        CRDT_BUCKETS,
 			    &v[i].key);
 	}
 }
@@ -378,11 +376,11 @@ test_range_summary(void **state)
 	const size_t n = 20000, n_new = 2000, n_upd = 1000;
 	crdt_entry *v = fx_alloc(f, (n + n_new) * sizeof(*v));
 	crdt_entry *batch = fx_alloc(f, (n_new + n_upd) * sizeof(*v));
-	struct ref old = {fx_alloc(f, n * sizeof(crdt_key)),
-	    fx_alloc(f, (n + 1) * sizeof(crdt_summary)), 0};
-	struct ref cur = {fx_alloc(f, (n + n_new) * sizeof(crdt_key)),
-	    fx_alloc(f, (n + n_new + 1) * sizeof(crdt_summary)), 0};
-	size_t shapes[SHAPE_COUNT] = {0}, crowded = 0;
+	struct ref old = { fx_alloc(f, n * sizeof(crdt_key)),
+		fx_alloc(f, (n + 1) * sizeof(crdt_summary)), 0 };
+	struct ref cur = { fx_alloc(f, (n + n_new) * sizeof(crdt_key)),
+		fx_alloc(f, (n + n_new + 1) * sizeof(crdt_summary)), 0 };
+	size_t shapes[SHAPE_COUNT] = { 0 }, crowded = 0;
 	revokd_rng rng;
 
 	revokd_rng_seed(&rng, 2024);
@@ -452,11 +450,11 @@ test_scan_range_and_stop(void **state)
 	struct fx *f = *state;
 	const size_t n = 3000;
 	crdt_entry *v = fx_alloc(f, n * sizeof(*v));
-	struct ref rf = {fx_alloc(f, n * sizeof(crdt_key)),
-	    fx_alloc(f, (n + 1) * sizeof(crdt_summary)), 0};
-	struct collect_keys ck = {fx_alloc(f, (n + 1) * sizeof(crdt_key)), 0,
-	    n + 1, 0};
-	const size_t stops[] = {1, 2, 17, n, n + 1};
+	struct ref rf = { fx_alloc(f, n * sizeof(crdt_key)),
+		fx_alloc(f, (n + 1) * sizeof(crdt_summary)), 0 };
+	struct collect_keys ck = { fx_alloc(f, (n + 1) * sizeof(crdt_key)), 0,
+		n + 1, 0 };
+	const size_t stops[] = { 1, 2, 17, n, n + 1 };
 	revokd_rng rng;
 
 	renew(f->r);
@@ -477,21 +475,20 @@ test_scan_range_and_stop(void **state)
 
 		ck.n = 0;
 		ck.stop = 0;
-		assert_int_equal(crdt_reader_scan(f->r, lo, hi, collect_key,
-				     &ck),
+		assert_int_equal(
+		    crdt_reader_scan(f->r, lo, hi, collect_key, &ck),
 		    REVOKD_OK);
 		ref_span(&rf, lo, hi, &a, &b);
 		assert_int_equal(ck.n, b - a);
 		for (size_t k = 0; k < ck.n; k++)
-			assert_int_equal(crdt_key_cmp(&ck.keys[k],
-					     &rf.keys[a + k]),
-			    0);
+			assert_int_equal(
+			    crdt_key_cmp(&ck.keys[k], &rf.keys[a + k]), 0);
 	}
 	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
 		ck.n = 0;
 		ck.stop = stops[i];
-		assert_int_equal(crdt_reader_scan(f->r, NULL, NULL,
-				     collect_key, &ck),
+		assert_int_equal(
+		    crdt_reader_scan(f->r, NULL, NULL, collect_key, &ck),
 		    REVOKD_OK);
 		assert_int_equal(ck.n, stops[i] < n ? stops[i] : n);
 		for (size_t k = 0; k < ck.n; k++)
@@ -501,13 +498,12 @@ test_scan_range_and_stop(void **state)
 	/* Stop early in the middle of a range. */
 	ck.n = 0;
 	ck.stop = 5;
-	assert_int_equal(crdt_reader_scan(f->r, &rf.keys[100], NULL,
-			     collect_key, &ck),
+	assert_int_equal(
+	    crdt_reader_scan(f->r, &rf.keys[100], NULL, collect_key, &ck),
 	    REVOKD_OK);
 	assert_int_equal(ck.n, 5);
 	assert_int_equal(crdt_key_cmp(&ck.keys[4], &rf.keys[104]), 0);
 }
-
 
 int
 main(void)

@@ -62,7 +62,7 @@ static void
 ref_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
     size_t msg_len, uint8_t out[32])
 {
-	uint8_t block[64] = {0};
+	uint8_t block[64] = { 0 };
 	uint8_t inner[64 + REF_MSG_MAX];
 	uint8_t outer[64 + 32];
 
@@ -113,38 +113,38 @@ struct rfc4231_case {
 };
 
 static const struct rfc4231_case rfc4231[] = {
-	{1, NULL, 0x0b, 20, "Hi There", 0, 0,
+	{ 1, NULL, 0x0b, 20, "Hi There", 0, 0,
 	    "b0344c61d8db38535ca8afceaf0bf12b"
 	    "881dc200c9833da726e9376c2e32cff7",
-	    32},
-	{2, "4a656665", 0, 0, "what do ya want for nothing?", 0, 0,
+	    32 },
+	{ 2, "4a656665", 0, 0, "what do ya want for nothing?", 0, 0,
 	    "5bdcc146bf60754e6a042426089575c7"
 	    "5a003f089d2739839dec58b964ec3843",
-	    32},
-	{3, NULL, 0xaa, 20, NULL, 0xdd, 50,
+	    32 },
+	{ 3, NULL, 0xaa, 20, NULL, 0xdd, 50,
 	    "773ea91e36800e46854db8ebd09181a7"
 	    "2959098b3ef8c122d9635514ced565fe",
-	    32},
-	{4, "0102030405060708090a0b0c0d0e0f10111213141516171819", 0, 0, NULL,
+	    32 },
+	{ 4, "0102030405060708090a0b0c0d0e0f10111213141516171819", 0, 0, NULL,
 	    0xcd, 50,
 	    "82558a389a443c0ea4cc819899f2083a"
 	    "85f0faa3e578f8077a2e3ff46729665b",
-	    32},
-	{5, NULL, 0x0c, 20, "Test With Truncation", 0, 0,
-	    "a3b6167473100ee06e0c796c2955552b", 16},
-	{6, NULL, 0xaa, 131,
+	    32 },
+	{ 5, NULL, 0x0c, 20, "Test With Truncation", 0, 0,
+	    "a3b6167473100ee06e0c796c2955552b", 16 },
+	{ 6, NULL, 0xaa, 131,
 	    "Test Using Larger Than Block-Size Key - Hash Key First", 0, 0,
 	    "60e431591ee0b67f0d8a26aacbf5b77f"
 	    "8e0bc6213728c5140546040f0ee37f54",
-	    32},
-	{7, NULL, 0xaa, 131,
+	    32 },
+	{ 7, NULL, 0xaa, 131,
 	    "This is a test using a larger than block-size key and a larger "
 	    "than block-size data. The key needs to be hashed before being "
 	    "used by the HMAC algorithm.",
 	    0, 0,
 	    "9b09ffa71b942fcb27635fbcd5b0e944"
 	    "bfdc63644f0713938a7f51535c3a35e2",
-	    32},
+	    32 },
 };
 
 #define RFC4231_CASES (sizeof(rfc4231) / sizeof(rfc4231[0]))
@@ -163,8 +163,8 @@ static void
 rfc4231_decode(const struct rfc4231_case *c, struct rfc4231_bytes *out)
 {
 	if (c->key_hex != NULL) {
-		out->key_len = hex_decode(c->key_hex, out->key,
-		    sizeof(out->key));
+		out->key_len =
+		    hex_decode(c->key_hex, out->key, sizeof(out->key));
 	} else {
 		assert_true(c->key_len <= sizeof(out->key));
 		memset(out->key, c->key_fill, c->key_len);
@@ -253,8 +253,8 @@ test_hmac_keyer_reuse(void **state)
 		size_t cut = revokd_rng_below(&rng, len + 1);
 
 		revokd_rng_bytes(&rng, msg, len);
-		err = crdt__keyer_mac(k, msg, cut, msg + cut, len - cut,
-		    reused);
+		err =
+		    crdt__keyer_mac(k, msg, cut, msg + cut, len - cut, reused);
 		assert_int_equal(err, REVOKD_OK);
 		once = keyer_any(key, sizeof(key));
 		err = crdt__keyer_mac(once, msg, len, "", 0, fresh);
@@ -318,8 +318,8 @@ test_key_derive_reference(void **state)
 			assert_int_equal(err, REVOKD_OK);
 			msg[0] = (uint8_t)kind;
 			memcpy(msg + 1, id, id_len);
-			ref_hmac_sha256(secret, sizeof(secret), msg,
-			    1 + id_len, mac);
+			ref_hmac_sha256(secret, sizeof(secret), msg, 1 + id_len,
+			    mac);
 			assert_memory_equal(key.b, mac, CRDT_KEY_LEN);
 		}
 		crdt_keyer_free(k);
@@ -330,7 +330,7 @@ test_key_derive_reference(void **state)
 static void
 test_keyer_new_secret_length(void **state)
 {
-	static const size_t bad[] = {0, 1, 16, 31, 33, 64};
+	static const size_t bad[] = { 0, 1, 16, 31, 33, 64 };
 	uint8_t secret[64];
 	crdt_keyer *sentinel = (crdt_keyer *)&secret[0];
 	crdt_keyer *k;
@@ -356,8 +356,8 @@ test_keyer_new_secret_length(void **state)
 static void
 test_key_derive_invalid_kind(void **state)
 {
-	static const int bad[] = {0, 6, 7, 255, -1};
-	uint8_t secret[CRDT_SECRET_LEN] = {1, 2, 3};
+	static const int bad[] = { 0, 6, 7, 255, -1 };
+	uint8_t secret[CRDT_SECRET_LEN] = { 1, 2, 3 };
 	crdt_key key, untouched;
 	crdt_keyer *k = NULL;
 	revokd_err err;
@@ -465,11 +465,11 @@ test_key_cmp(void **state)
 static void
 test_kind_helpers(void **state)
 {
-	static const char *const names[] = {
-		NULL, "jti", "sid", "sub", "client", "tenant"};
-	static const int invalid[] = {0, 6, 7, 255, -1, INT_MAX, INT_MIN};
-	static const char *const unknown[] = {
-		"", "?", "jt", "jtix", "jti ", "subject", "tenants", "clients"};
+	static const char *const names[] = { NULL, "jti", "sid", "sub",
+		"client", "tenant" };
+	static const int invalid[] = { 0, 6, 7, 255, -1, INT_MAX, INT_MIN };
+	static const char *const unknown[] = { "", "?", "jt", "jtix", "jti ",
+		"subject", "tenants", "clients" };
 
 	(void)state;
 	for (int k = CRDT_KIND_JTI; k <= CRDT_KIND_TENANT; k++) {
@@ -484,8 +484,7 @@ test_kind_helpers(void **state)
 	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
 		assert_false(crdt_kind_valid(invalid[i]));
 		assert_false(crdt_kind_is_token((crdt_kind)invalid[i]));
-		assert_string_equal(crdt_kind_name((crdt_kind)invalid[i]),
-		    "?");
+		assert_string_equal(crdt_kind_name((crdt_kind)invalid[i]), "?");
 	}
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
 		assert_int_equal(crdt_kind_from_name(unknown[i]), 0);
@@ -516,7 +515,7 @@ model_after(crdt_hlc floor, uint64_t phys_ms)
 static void
 test_hlc_tick_monotonic(void **state)
 {
-	crdt_clock c = {0};
+	crdt_clock c = { 0 };
 	uint64_t phys = PHYS0;
 	crdt_hlc prev = 0;
 	int backwards = 0, physical = 0;
@@ -559,7 +558,7 @@ static void
 test_hlc_logical_overflow(void **state)
 {
 	const uint64_t t = PHYS0;
-	crdt_clock c = {.last = CRDT_HLC_AT(t) | 0xffff};
+	crdt_clock c = { .last = CRDT_HLC_AT(t) | 0xffff };
 	crdt_hlc h, start = c.last;
 
 	(void)state;
@@ -591,7 +590,7 @@ static void
 test_hlc_recv_ahead(void **state)
 {
 	const uint64_t t = PHYS0;
-	crdt_clock c = {0};
+	crdt_clock c = { 0 };
 	crdt_hlc remote, out = 0, prev;
 	revokd_err err;
 
@@ -635,7 +634,7 @@ static void
 test_hlc_recv_too_far_ahead(void **state)
 {
 	const uint64_t t = PHYS0;
-	crdt_clock c = {0};
+	crdt_clock c = { 0 };
 	crdt_hlc remote, out = 0, prev;
 	revokd_err err;
 
@@ -670,16 +669,16 @@ static void
 test_hlc_recv_no_limit(void **state)
 {
 	const uint64_t t = PHYS0;
-	crdt_clock c = {0};
+	crdt_clock c = { 0 };
 	crdt_hlc out = 0;
 
 	(void)state;
-	assert_int_equal(crdt_clock_recv(&c, t, CRDT_HLC_AT(t), UINT64_MAX,
-			     &out),
+	assert_int_equal(
+	    crdt_clock_recv(&c, t, CRDT_HLC_AT(t), UINT64_MAX, &out),
 	    REVOKD_OK);
 	assert_int_equal(out, CRDT_HLC_AT(t) + 1);
-	assert_int_equal(crdt_clock_recv(&c, t, CRDT_HLC_AT(t + 5000),
-			     UINT64_MAX, &out),
+	assert_int_equal(
+	    crdt_clock_recv(&c, t, CRDT_HLC_AT(t + 5000), UINT64_MAX, &out),
 	    REVOKD_OK);
 	assert_int_equal(out, CRDT_HLC_AT(t + 5000) + 1);
 
@@ -698,7 +697,7 @@ static void
 test_hlc_random_tick_recv(void **state)
 {
 	const uint64_t max_ahead = 1000;
-	crdt_clock c = {.last = CRDT_HLC_AT(PHYS0)};
+	crdt_clock c = { .last = CRDT_HLC_AT(PHYS0) };
 	uint64_t phys = PHYS0;
 	crdt_hlc prev = c.last;
 	int refused = 0, absorbed = 0;
@@ -719,14 +718,14 @@ test_hlc_random_tick_recv(void **state)
 			/* A remote near our last timestamp or near the limit */
 			if (revokd_rng_below(&rng, 8) == 0)
 				ms = phys + max_ahead - 2 +
-				    revokd_rng_below(&rng, 5);
+				     revokd_rng_below(&rng, 5);
 			else
 				ms = CRDT_HLC_MS(prev) - 2 +
-				    revokd_rng_below(&rng, 5);
-			remote = CRDT_HLC_AT(ms) +
-			    revokd_rng_below(&rng, 0x10000);
-			err = crdt_clock_recv(&c, phys, remote, max_ahead,
-			    &out);
+				     revokd_rng_below(&rng, 5);
+			remote =
+			    CRDT_HLC_AT(ms) + revokd_rng_below(&rng, 0x10000);
+			err =
+			    crdt_clock_recv(&c, phys, remote, max_ahead, &out);
 			far = ms > phys + max_ahead;
 			assert_int_equal(err, far ? REVOKD_ECLOCK : REVOKD_OK);
 			refused += far;

@@ -35,8 +35,8 @@
  * subjects share regions, spread over the whole uint16_t range so that the
  * order of regions is exercised too.
  */
-static const uint16_t region_ids[] = {0, 1, 2, 3, 7, 8, 100, 255, 256,
-    1000, 4096, 30000, 32768, 40000, 65534, 65535};
+static const uint16_t region_ids[] = { 0, 1, 2, 3, 7, 8, 100, 255, 256, 1000,
+	4096, 30000, 32768, 40000, 65534, 65535 };
 
 #define REGION_IDS (sizeof(region_ids) / sizeof(region_ids[0]))
 
@@ -68,11 +68,11 @@ static void
 dense_join(const struct dense *a, const struct dense *b, struct dense *out)
 {
 	for (size_t r = 0; r < REGION_IDS; r++)
-		out->count[r] = a->count[r] > b->count[r] ? a->count[r]
-							  : b->count[r];
+		out->count[r] =
+		    a->count[r] > b->count[r] ? a->count[r] : b->count[r];
 	out->not_before_ms = a->not_before_ms > b->not_before_ms
-	    ? a->not_before_ms
-	    : b->not_before_ms;
+	                         ? a->not_before_ms
+	                         : b->not_before_ms;
 }
 
 /* The model version: the sum of the counts. */
@@ -221,8 +221,8 @@ model_token_join(const crdt_token *a, const crdt_token *b, crdt_token *out)
 		w = a->reason > b->reason ? a : b;
 	memset(out, 0, sizeof(*out));
 	out->exp = a->exp > b->exp ? a->exp : b->exp;
-	out->restored_at = a->restored_at > b->restored_at ? a->restored_at
-							   : b->restored_at;
+	out->restored_at =
+	    a->restored_at > b->restored_at ? a->restored_at : b->restored_at;
 	out->revoked_at = w->revoked_at;
 	out->origin = w->origin;
 	out->reason = w->reason;
@@ -249,8 +249,8 @@ static bool
 token_equal(const crdt_token *a, const crdt_token *b)
 {
 	return a->exp == b->exp && a->revoked_at == b->revoked_at &&
-	    a->restored_at == b->restored_at && a->origin == b->origin &&
-	    a->reason == b->reason;
+	       a->restored_at == b->restored_at && a->origin == b->origin &&
+	       a->reason == b->reason;
 }
 
 static void
@@ -481,7 +481,7 @@ static void
 test_entry_join_laws(void **state)
 {
 	revokd_rng rng;
-	int seen[CRDT_KIND_TENANT + 1] = {0};
+	int seen[CRDT_KIND_TENANT + 1] = { 0 };
 
 	(void)state;
 	revokd_rng_seed(&rng, 0x656e7472);
@@ -582,7 +582,7 @@ test_token_concurrent_revoke_restore(void **state)
 
 		random_token(&rng, &start);
 		top = start.revoked_at > start.restored_at ? start.revoked_at
-							   : start.restored_at;
+		                                           : start.restored_at;
 		if (top == 0)
 			top = CRDT_HLC_AT(NB0);
 		ha = top + 1 + revokd_rng_below(&rng, 3);
@@ -625,23 +625,27 @@ test_token_revocation_metadata(void **state)
 		crdt_token a, b, want;
 	} cases[] = {
 		/* later revocation, smaller origin and reason */
-		{{0, 100, 0, 9, 9}, {0, 200, 0, 1, 1}, {0, 200, 0, 1, 1}},
+		{ { 0, 100, 0, 9, 9 }, { 0, 200, 0, 1, 1 },
+		    { 0, 200, 0, 1, 1 } },
 		/* equal revoked_at: larger origin, smaller reason */
-		{{0, 100, 0, 2, 0}, {0, 100, 0, 1, 7}, {0, 100, 0, 2, 0}},
+		{ { 0, 100, 0, 2, 0 }, { 0, 100, 0, 1, 7 },
+		    { 0, 100, 0, 2, 0 } },
 		/* equal revoked_at and origin: larger reason */
-		{{0, 100, 0, 1, 3}, {0, 100, 0, 1, 5}, {0, 100, 0, 1, 5}},
+		{ { 0, 100, 0, 1, 3 }, { 0, 100, 0, 1, 5 },
+		    { 0, 100, 0, 1, 5 } },
 		/* restored_at and exp do not carry metadata */
-		{{50, 100, 900, 1, 1}, {10, 101, 0, 0, 0},
-		    {50, 101, 900, 0, 0}},
+		{ { 50, 100, 900, 1, 1 }, { 10, 101, 0, 0, 0 },
+		    { 50, 101, 900, 0, 0 } },
 		/* never revoked: a revocation wins over any metadata */
-		{{0, 0, 0, 65535, 255}, {0, 1, 0, 0, 0}, {0, 1, 0, 0, 0}},
+		{ { 0, 0, 0, 65535, 255 }, { 0, 1, 0, 0, 0 },
+		    { 0, 1, 0, 0, 0 } },
 		/* extremes of the ranges */
-		{{0, 100, 0, 65535, 0}, {0, 100, 0, 65534, 255},
-		    {0, 100, 0, 65535, 0}},
+		{ { 0, 100, 0, 65535, 0 }, { 0, 100, 0, 65534, 255 },
+		    { 0, 100, 0, 65535, 0 } },
 		/* exp is a plain max, negative (pre-1970) values too */
-		{{-5, 0, 0, 0, 0}, {-7, 0, 0, 0, 0}, {-5, 0, 0, 0, 0}},
-		{{-5, 0, 0, 0, 0}, {INT64_MAX, 0, 0, 0, 0},
-		    {INT64_MAX, 0, 0, 0, 0}},
+		{ { -5, 0, 0, 0, 0 }, { -7, 0, 0, 0, 0 }, { -5, 0, 0, 0, 0 } },
+		{ { -5, 0, 0, 0, 0 }, { INT64_MAX, 0, 0, 0, 0 },
+		    { INT64_MAX, 0, 0, 0, 0 } },
 	};
 
 	(void)state;
@@ -677,7 +681,7 @@ test_gcounter_concurrent_bumps(void **state)
 		crdt_subject start, a, b, ab, ba;
 		size_t ra = revokd_rng_below(&rng, REGION_IDS);
 		size_t rb = (ra + 1 + revokd_rng_below(&rng, REGION_IDS - 1)) %
-		    REGION_IDS;
+		            REGION_IDS;
 		uint64_t da = 1 + revokd_rng_below(&rng, 1000);
 		uint64_t db = 1 + revokd_rng_below(&rng, 1000);
 		uint64_t v0;
@@ -754,7 +758,7 @@ test_gcounter_same_region_max(void **state)
 static void
 test_gcounter_version_saturates(void **state)
 {
-	crdt_subject a = {0}, b = {0};
+	crdt_subject a = { 0 }, b = { 0 };
 	bool changed = false;
 
 	(void)state;
@@ -809,11 +813,18 @@ test_subject_bump_sorted(void **state)
 		uint16_t region;
 		uint64_t delta;
 	} steps[] = {
-		{500, 1}, {7, 2}, {65535, 3}, {0, 4}, {7, 10}, {300, 1},
-		{1000, 0}, {65535, 1}, {8, 5},
+		{ 500, 1 },
+		{ 7, 2 },
+		{ 65535, 3 },
+		{ 0, 4 },
+		{ 7, 10 },
+		{ 300, 1 },
+		{ 1000, 0 },
+		{ 65535, 1 },
+		{ 8, 5 },
 	};
-	static const uint16_t want_region[] = {0, 7, 8, 300, 500, 65535};
-	static const uint64_t want_count[] = {4, 12, 5, 1, 1, 4};
+	static const uint16_t want_region[] = { 0, 7, 8, 300, 500, 65535 };
+	static const uint64_t want_count[] = { 4, 12, 5, 1, 1, 4 };
 	crdt_subject s;
 	uint64_t v = 0;
 	revokd_rng rng;
@@ -859,7 +870,7 @@ test_subject_bump_sorted(void **state)
 static void
 test_subject_bump_limit(void **state)
 {
-	static const uint16_t extra[] = {1, 63, 127, 200, 65535};
+	static const uint16_t extra[] = { 1, 63, 127, 200, 65535 };
 	crdt_subject s, before;
 
 	(void)state;
@@ -927,8 +938,7 @@ test_subject_merge_limit(void **state)
 	/* Two full counters over the same regions: fine. */
 	subject_even_regions(&into, CRDT_MAX_WRITERS);
 	full.count[10] = 9;
-	assert_int_equal(crdt_subject_merge(&into, &full, &changed),
-	    REVOKD_OK);
+	assert_int_equal(crdt_subject_merge(&into, &full, &changed), REVOKD_OK);
 	assert_true(changed);
 	assert_int_equal(into.count[10], 9);
 }
@@ -1036,8 +1046,8 @@ test_entry_merge_kind_mismatch(void **state)
 			else
 				bump(&from.u.subject, 3, 1);
 			memcpy(&before, &into, sizeof(into));
-			assert_int_equal(crdt_entry_merge(&into, &from,
-					     &changed),
+			assert_int_equal(
+			    crdt_entry_merge(&into, &from, &changed),
 			    a == b ? REVOKD_OK : REVOKD_EKIND);
 			if (a != b)
 				assert_memory_equal(&into, &before,
@@ -1112,8 +1122,8 @@ random_wide_entry(revokd_rng *rng, crdt_entry *e)
 		e->u.token.reason = (uint8_t)revokd_rng_next(rng);
 	} else {
 		crdt_subject *s = &e->u.subject;
-		uint32_t n = (uint32_t)revokd_rng_below(rng,
-		    CRDT_MAX_WRITERS + 1);
+		uint32_t n =
+		    (uint32_t)revokd_rng_below(rng, CRDT_MAX_WRITERS + 1);
 		uint32_t region = (uint32_t)revokd_rng_below(rng, 100);
 
 		for (uint32_t i = 0; i < n; i++) {
@@ -1247,7 +1257,7 @@ subject_bytes(crdt_kind kind, uint32_t n, uint8_t buf[CRDT_VALUE_MAX])
 static void
 test_value_decode_refuses(void **state)
 {
-	static const uint8_t bad_kinds[] = {0, 6, 7, 255};
+	static const uint8_t bad_kinds[] = { 0, 6, 7, 255 };
 	uint8_t buf[CRDT_VALUE_MAX + 64];
 	crdt_entry e;
 	size_t len;
@@ -1440,7 +1450,7 @@ random_summary(revokd_rng *rng, crdt_summary *s)
 static void
 test_summary_add_sub(void **state)
 {
-	crdt_summary a = {1, UINT64_MAX, 5}, b = {1, 1, 0}, z = {0, 0, 0};
+	crdt_summary a = { 1, UINT64_MAX, 5 }, b = { 1, 1, 0 }, z = { 0, 0, 0 };
 	revokd_rng rng;
 
 	(void)state;
@@ -1504,7 +1514,7 @@ test_summary_add_sub(void **state)
 static void
 test_summary_equal(void **state)
 {
-	const crdt_summary a = {3, 4, 5};
+	const crdt_summary a = { 3, 4, 5 };
 	crdt_summary b = a;
 
 	(void)state;
@@ -1543,8 +1553,8 @@ test_entry_summary(void **state)
 		random_wide_entry(&rng, &e);
 		memcpy(buf, e.key.b, CRDT_KEY_LEN);
 		len = crdt_value_encode(&e, buf + CRDT_KEY_LEN);
-		ok = EVP_Digest(buf, CRDT_KEY_LEN + len, md, NULL,
-		    EVP_sha256(), NULL);
+		ok = EVP_Digest(buf, CRDT_KEY_LEN + len, md, NULL, EVP_sha256(),
+		    NULL);
 		assert_int_equal(ok, 1);
 		for (int j = 7; j >= 0; j--) {
 			lo = lo << 8 | md[j];
@@ -1630,7 +1640,7 @@ test_buckets(void **state)
 		tu_random_key(&rng, 0, &k);
 		b = crdt_key_bucket(&k);
 		assert_int_equal(b, ((uint32_t)k.b[0] << 8 | k.b[1]) >>
-			(16 - CRDT_BUCKET_BITS));
+		                        (16 - CRDT_BUCKET_BITS));
 		crdt_bucket_first_key(b, &first);
 		assert_true(crdt_key_cmp(&first, &k) <= 0);
 		if (b + 1 < CRDT_BUCKETS) {

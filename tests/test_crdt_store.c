@@ -258,7 +258,7 @@ test_apply_all_or_nothing(void **state)
 	crdt_key n = key_of(f, CRDT_KIND_JTI, "new");
 	crdt_key s = key_of(f, CRDT_KIND_SID, "s");
 	crdt_entry stored[3], in[3];
-	const int bad_kinds[] = {0, 6, 255, -1};
+	const int bad_kinds[] = { 0, 6, 255, -1 };
 	crdt_apply_stats st;
 
 	stored[0] = subject(&u, CRDT_KIND_SUB, 0, 1, 1);
@@ -324,10 +324,15 @@ test_check_unknown_is_valid(void **state)
 	crdt_key u = key_of(f, CRDT_KIND_SUB, "u");
 
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){0}, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ 0 }, CRDT_VALID, 0);
 	expect_verdict(f->r,
-	    &(crdt_check){.jti = &j, .sid = &s, .sub = &u, .has_ver = true,
-		.ver = 0, .has_iat = true, .iat = 0},
+	    &(crdt_check){ .jti = &j,
+	        .sid = &s,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 0,
+	        .has_iat = true,
+	        .iat = 0 },
 	    CRDT_VALID, 0);
 }
 
@@ -346,11 +351,11 @@ test_check_revoked_token_and_session(void **state)
 	in[2] = token(&s, CRDT_KIND_SID, NOW + 600, AT(1), 0);
 	apply_ok(f->s, in, 3, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.jti = &j}, CRDT_REVOKED_TOKEN, 0);
-	expect_verdict(f->r, &(crdt_check){.jti = &j2}, CRDT_VALID, 0);
-	expect_verdict(f->r, &(crdt_check){.sid = &s}, CRDT_REVOKED_SESSION,
+	expect_verdict(f->r, &(crdt_check){ .jti = &j }, CRDT_REVOKED_TOKEN, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j2 }, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ .sid = &s }, CRDT_REVOKED_SESSION,
 	    0);
-	expect_verdict(f->r, &(crdt_check){.jti = &j2, .sid = &s},
+	expect_verdict(f->r, &(crdt_check){ .jti = &j2, .sid = &s },
 	    CRDT_REVOKED_SESSION, 0);
 }
 
@@ -373,20 +378,20 @@ test_check_restore_and_tie(void **state)
 	in[4] = token(&s_tie, CRDT_KIND_SID, NOW + 600, AT(6), AT(6));
 	apply_ok(f->s, in, 5, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.jti = &after}, CRDT_VALID, 0);
-	expect_verdict(f->r, &(crdt_check){.jti = &tie}, CRDT_REVOKED_TOKEN,
+	expect_verdict(f->r, &(crdt_check){ .jti = &after }, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &tie }, CRDT_REVOKED_TOKEN,
 	    0);
-	expect_verdict(f->r, &(crdt_check){.jti = &before},
+	expect_verdict(f->r, &(crdt_check){ .jti = &before },
 	    CRDT_REVOKED_TOKEN, 0);
-	expect_verdict(f->r, &(crdt_check){.sid = &s_after}, CRDT_VALID, 0);
-	expect_verdict(f->r, &(crdt_check){.sid = &s_tie},
+	expect_verdict(f->r, &(crdt_check){ .sid = &s_after }, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ .sid = &s_tie },
 	    CRDT_REVOKED_SESSION, 0);
 
 	/* A restore arriving later flips the tie. */
 	in[0] = token(&tie, CRDT_KIND_JTI, NOW + 600, 0, AT(5) + 1);
 	apply_ok(f->s, in, 1, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.jti = &tie}, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &tie }, CRDT_VALID, 0);
 }
 
 /* STALE_VERSION when ver < version; VALID when ver >= version. */
@@ -403,18 +408,23 @@ test_check_version(void **state)
 	in[2] = subject(&c, CRDT_KIND_CLIENT, 0, 0, 1);
 	apply_ok(f->s, in, 3, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.sub = &u, .has_ver = true,
-		.ver = 6}, CRDT_STALE_VERSION, 7);
-	expect_verdict(f->r, &(crdt_check){.sub = &u, .has_ver = true,
-		.ver = 0}, CRDT_STALE_VERSION, 7);
-	expect_verdict(f->r, &(crdt_check){.sub = &u, .has_ver = true,
-		.ver = 7}, CRDT_VALID, 7);
-	expect_verdict(f->r, &(crdt_check){.sub = &u, .has_ver = true,
-		.ver = 8}, CRDT_VALID, 7);
-	expect_verdict(f->r, &(crdt_check){.sub = &u}, CRDT_VALID, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &u, .has_ver = true, .ver = 6 },
+	    CRDT_STALE_VERSION, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &u, .has_ver = true, .ver = 0 },
+	    CRDT_STALE_VERSION, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &u, .has_ver = true, .ver = 7 }, CRDT_VALID,
+	    7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &u, .has_ver = true, .ver = 8 }, CRDT_VALID,
+	    7);
+	expect_verdict(f->r, &(crdt_check){ .sub = &u }, CRDT_VALID, 7);
 	/* The sub slot takes any subject kind. */
-	expect_verdict(f->r, &(crdt_check){.sub = &c, .has_ver = true,
-		.ver = 0}, CRDT_STALE_VERSION, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &c, .has_ver = true, .ver = 0 },
+	    CRDT_STALE_VERSION, 1);
 }
 
 /*
@@ -437,19 +447,25 @@ test_check_not_before(void **state)
 	in[3] = subject(&unset, CRDT_KIND_SUB, 0, 1, 1);
 	apply_ok(f->s, in, 4, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.sub = &plus1, .has_iat = true,
-		.iat = IAT}, CRDT_REVOKED_NOT_BEFORE, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &equal, .has_iat = true,
-		.iat = IAT}, CRDT_VALID, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &equal, .has_iat = true,
-		.iat = IAT - 1}, CRDT_REVOKED_NOT_BEFORE, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &plus999, .has_iat = true,
-		.iat = IAT}, CRDT_REVOKED_NOT_BEFORE, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &plus999, .has_iat = true,
-		.iat = IAT + 1}, CRDT_VALID, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &plus1}, CRDT_VALID, 1);
-	expect_verdict(f->r, &(crdt_check){.sub = &unset, .has_iat = true,
-		.iat = 0}, CRDT_VALID, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &plus1, .has_iat = true, .iat = IAT },
+	    CRDT_REVOKED_NOT_BEFORE, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &equal, .has_iat = true, .iat = IAT },
+	    CRDT_VALID, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &equal, .has_iat = true, .iat = IAT - 1 },
+	    CRDT_REVOKED_NOT_BEFORE, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &plus999, .has_iat = true, .iat = IAT },
+	    CRDT_REVOKED_NOT_BEFORE, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &plus999, .has_iat = true, .iat = IAT + 1 },
+	    CRDT_VALID, 1);
+	expect_verdict(f->r, &(crdt_check){ .sub = &plus1 }, CRDT_VALID, 1);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sub = &unset, .has_iat = true, .iat = 0 },
+	    CRDT_VALID, 1);
 }
 
 /*
@@ -473,25 +489,56 @@ test_check_precedence(void **state)
 	in[3] = subject(&u, CRDT_KIND_SUB, MS(IAT) + 1, 4, 7);
 	apply_ok(f->s, in, 4, NOW, NULL);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.jti = &j, .sid = &s, .sub = &u,
-		.has_ver = true, .ver = 6, .has_iat = true, .iat = IAT},
+	expect_verdict(f->r,
+	    &(crdt_check){ .jti = &j,
+	        .sid = &s,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 6,
+	        .has_iat = true,
+	        .iat = IAT },
 	    CRDT_REVOKED_TOKEN, 7);
-	expect_verdict(f->r, &(crdt_check){.jti = &j_ok, .sid = &s,
-		.sub = &u, .has_ver = true, .ver = 6, .has_iat = true,
-		.iat = IAT}, CRDT_REVOKED_SESSION, 7);
-	expect_verdict(f->r, &(crdt_check){.jti = &j_ok, .sid = &s_ok,
-		.sub = &u, .has_ver = true, .ver = 6, .has_iat = true,
-		.iat = IAT}, CRDT_STALE_VERSION, 7);
-	expect_verdict(f->r, &(crdt_check){.jti = &j_ok, .sid = &s_ok,
-		.sub = &u, .has_ver = true, .ver = 7, .has_iat = true,
-		.iat = IAT}, CRDT_REVOKED_NOT_BEFORE, 7);
-	expect_verdict(f->r, &(crdt_check){.jti = &j_ok, .sid = &s_ok,
-		.sub = &u, .has_ver = true, .ver = 7, .has_iat = true,
-		.iat = IAT + 1}, CRDT_VALID, 7);
-	expect_verdict(f->r, &(crdt_check){.jti = &j, .sub = &u},
+	expect_verdict(f->r,
+	    &(crdt_check){ .jti = &j_ok,
+	        .sid = &s,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 6,
+	        .has_iat = true,
+	        .iat = IAT },
+	    CRDT_REVOKED_SESSION, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .jti = &j_ok,
+	        .sid = &s_ok,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 6,
+	        .has_iat = true,
+	        .iat = IAT },
+	    CRDT_STALE_VERSION, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .jti = &j_ok,
+	        .sid = &s_ok,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 7,
+	        .has_iat = true,
+	        .iat = IAT },
+	    CRDT_REVOKED_NOT_BEFORE, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .jti = &j_ok,
+	        .sid = &s_ok,
+	        .sub = &u,
+	        .has_ver = true,
+	        .ver = 7,
+	        .has_iat = true,
+	        .iat = IAT + 1 },
+	    CRDT_VALID, 7);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j, .sub = &u },
 	    CRDT_REVOKED_TOKEN, 7);
-	expect_verdict(f->r, &(crdt_check){.sid = &s, .sub = &u,
-		.has_ver = true, .ver = 0}, CRDT_REVOKED_SESSION, 7);
+	expect_verdict(f->r,
+	    &(crdt_check){ .sid = &s, .sub = &u, .has_ver = true, .ver = 0 },
+	    CRDT_REVOKED_SESSION, 7);
 }
 
 /* A key holding a subject, asked for as a token (or back), is EKIND. */
@@ -508,16 +555,16 @@ test_check_kind_mismatch(void **state)
 	in[1] = token(&j, CRDT_KIND_JTI, NOW + 600, 0, 0);
 	apply_ok(f->s, in, 2, NOW, NULL);
 	renew(f->r);
-	assert_int_equal(crdt_reader_check(f->r, &(crdt_check){.jti = &u},
-			     &res),
+	assert_int_equal(
+	    crdt_reader_check(f->r, &(crdt_check){ .jti = &u }, &res),
 	    REVOKD_EKIND);
-	assert_int_equal(crdt_reader_check(f->r, &(crdt_check){.sid = &u},
-			     &res),
+	assert_int_equal(
+	    crdt_reader_check(f->r, &(crdt_check){ .sid = &u }, &res),
 	    REVOKD_EKIND);
-	assert_int_equal(crdt_reader_check(f->r, &(crdt_check){.sub = &j},
-			     &res),
+	assert_int_equal(
+	    crdt_reader_check(f->r, &(crdt_check){ .sub = &j }, &res),
 	    REVOKD_EKIND);
-	expect_verdict(f->r, &(crdt_check){.jti = &j, .sub = &u}, CRDT_VALID,
+	expect_verdict(f->r, &(crdt_check){ .jti = &j, .sub = &u }, CRDT_VALID,
 	    1);
 }
 
@@ -537,18 +584,17 @@ test_reader_snapshot_isolation(void **state)
 	renew(f->r);
 	apply_ok(f->s, &e, 1, NOW, NULL);
 	expect_absent(f->r, &j);
-	expect_verdict(f->r, &(crdt_check){.jti = &j}, CRDT_VALID, 0);
-	assert_int_equal(crdt_reader_recompute(f->r, &total, NULL),
-	    REVOKD_OK);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j }, CRDT_VALID, 0);
+	assert_int_equal(crdt_reader_recompute(f->r, &total, NULL), REVOKD_OK);
 	assert_int_equal(total.count, 0);
 	renew(f->r);
 	expect_entry(f->r, &e);
-	expect_verdict(f->r, &(crdt_check){.jti = &j}, CRDT_REVOKED_TOKEN, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j }, CRDT_REVOKED_TOKEN, 0);
 	e.u.token.restored_at = AT(2);
 	apply_ok(f->s, &e, 1, NOW, NULL);
-	expect_verdict(f->r, &(crdt_check){.jti = &j}, CRDT_REVOKED_TOKEN, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j }, CRDT_REVOKED_TOKEN, 0);
 	renew(f->r);
-	expect_verdict(f->r, &(crdt_check){.jti = &j}, CRDT_VALID, 0);
+	expect_verdict(f->r, &(crdt_check){ .jti = &j }, CRDT_VALID, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -583,7 +629,7 @@ test_prune_in_steps(void **state)
 		switch (revokd_rng_below(&rng, 3)) {
 		case 0:
 			*e = at - LEEWAY - 1 -
-			    (int64_t)revokd_rng_below(&rng, 500);
+			     (int64_t)revokd_rng_below(&rng, 500);
 			break;
 		case 1:
 			*e = at - LEEWAY; /* exactly at the boundary: kept */
@@ -596,7 +642,7 @@ test_prune_in_steps(void **state)
 	qsort(in, n, sizeof(*in), entry_cmp_void);
 	for (size_t i = 0; i < n; i++) {
 		expired[i] = crdt_kind_is_token(in[i].kind) &&
-		    in[i].u.token.exp < at - LEEWAY;
+		             in[i].u.token.exp < at - LEEWAY;
 		n_expired += expired[i];
 		n_subjects += !crdt_kind_is_token(in[i].kind);
 	}
@@ -608,9 +654,8 @@ test_prune_in_steps(void **state)
 
 		for (size_t i = step * max; i < (step + 1) * max; i++)
 			want += expired[i];
-		assert_int_equal(crdt_store_prune(f->s, at, max, &pruned,
-				     &more),
-		    REVOKD_OK);
+		assert_int_equal(
+		    crdt_store_prune(f->s, at, max, &pruned, &more), REVOKD_OK);
 		assert_int_equal(pruned, want);
 		assert_int_equal(more, step + 1 < n / max);
 		alive -= want;
@@ -645,8 +690,8 @@ test_prune_in_steps(void **state)
 
 /* A stored key of kind into *out, or a fresh random key, or NULL. */
 static const crdt_key *
-random_check_key(revokd_rng *rng, const struct entries *stored,
-    crdt_kind kind, crdt_key *out)
+random_check_key(revokd_rng *rng, const struct entries *stored, crdt_kind kind,
+    crdt_key *out)
 {
 	const crdt_entry *e = NULL;
 
@@ -687,12 +732,11 @@ random_check(revokd_rng *rng, const struct entries *stored, crdt_key *keys,
 static bool
 check_is_live(const crdt_check *c, const struct entries *stored, int64_t at)
 {
-	const crdt_key *tokens[2] = {c->jti, c->sid};
+	const crdt_key *tokens[2] = { c->jti, c->sid };
 
 	for (int k = 0; k < 2; k++) {
-		const crdt_entry *e = tokens[k]
-		    ? entries_find(stored, tokens[k])
-		    : NULL;
+		const crdt_entry *e =
+		    tokens[k] ? entries_find(stored, tokens[k]) : NULL;
 
 		if (e != NULL && e->u.token.exp + LEEWAY < at)
 			return false;
@@ -711,8 +755,8 @@ test_prune_keeps_unexpired_verdicts(void **state)
 	struct fx *f = *state;
 	const size_t n = 2500, n_checks = 1500;
 	crdt_entry *in = fx_alloc(f, n * sizeof(*in));
-	struct entries before = {fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
-	    false};
+	struct entries before = { fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
+		false };
 	crdt_check_result *res = fx_alloc(f, n_checks * sizeof(*res));
 	crdt_key *picks = fx_alloc(f, 3 * n_checks * sizeof(*picks));
 	crdt_check *checks = fx_alloc(f, n_checks * sizeof(*checks));
@@ -735,8 +779,8 @@ test_prune_keeps_unexpired_verdicts(void **state)
 		for (size_t c = 0; c < n_checks; c++) {
 			random_check(&rng, &before, &picks[3 * c], &checks[c]);
 			memset(&res[c], 0, sizeof(res[c]));
-			assert_int_equal(crdt_reader_check(f->r, &checks[c],
-					     &res[c]),
+			assert_int_equal(
+			    crdt_reader_check(f->r, &checks[c], &res[c]),
 			    REVOKD_OK);
 		}
 
@@ -748,8 +792,8 @@ test_prune_keeps_unexpired_verdicts(void **state)
 
 			if (!check_is_live(&checks[c], &before, at))
 				continue;
-			assert_int_equal(crdt_reader_check(f->r, &checks[c],
-					     &now_res),
+			assert_int_equal(
+			    crdt_reader_check(f->r, &checks[c], &now_res),
 			    REVOKD_OK);
 			assert_int_equal(now_res.verdict, res[c].verdict);
 			assert_int_equal(now_res.version, res[c].version);
@@ -784,7 +828,7 @@ test_prune_follows_merged_exp(void **state)
 	crdt_key l = key_of(f, CRDT_KIND_JTI, "plain");
 	crdt_key m = key_of(f, CRDT_KIND_SID, "lowered");
 	crdt_entry in[3];
-	crdt_summary zero = {0}, all;
+	crdt_summary zero = { 0 }, all;
 
 	in[0] = token(&k, CRDT_KIND_JTI, NOW + 10, 0, 0);
 	in[1] = token(&l, CRDT_KIND_JTI, NOW + 10, 0, 0);
@@ -820,7 +864,7 @@ static void
 test_prune_huge_max(void **state)
 {
 	struct fx *f = *state;
-	const size_t maxes[2] = {SIZE_MAX / sizeof(crdt_key) + 2, SIZE_MAX};
+	const size_t maxes[2] = { SIZE_MAX / sizeof(crdt_key) + 2, SIZE_MAX };
 	crdt_entry in[6];
 	struct {
 		int err;
@@ -853,9 +897,8 @@ test_prune_huge_max(void **state)
 		if (crdt_store_open(f->dir, &fast_opts, &s) != REVOKD_OK)
 			_exit(2);
 		for (int i = 0; i < 2; i++) {
-			got[i].err = crdt_store_prune(s,
-			    NOW + 10 + LEEWAY + 1, maxes[i], &got[i].pruned,
-			    &got[i].more);
+			got[i].err = crdt_store_prune(s, NOW + 10 + LEEWAY + 1,
+			    maxes[i], &got[i].pruned, &got[i].more);
 			/* Put them back for the next call. */
 			if (crdt_store_apply(s, in, 6, NOW, NULL, NULL) !=
 			    REVOKD_OK)
@@ -869,7 +912,7 @@ test_prune_huge_max(void **state)
 	f->child = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("prune child died (wait status %#x): see the "
-			 "allocator's or sanitizer's report above",
+		         "allocator's or sanitizer's report above",
 		    status);
 	assert_true(read_full(fds[0], got, sizeof(got), 1000));
 	for (int i = 0; i < 2; i++) {
@@ -890,10 +933,10 @@ test_reopen_keeps_state(void **state)
 	struct fx *f = *state;
 	const size_t n = 5000;
 	crdt_entry *in = fx_alloc(f, n * sizeof(*in));
-	struct entries before = {fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
-	    false};
-	struct entries after = {fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
-	    false};
+	struct entries before = { fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
+		false };
+	struct entries after = { fx_alloc(f, n * sizeof(crdt_entry)), 0, n,
+		false };
 	crdt_summary *sums = fx_alloc(f, CRDT_BUCKETS * sizeof(*sums));
 	uint64_t count;
 	revokd_rng rng;
@@ -932,7 +975,7 @@ test_reopen_keeps_state(void **state)
 		size_t len = 0;
 
 		assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf,
-				     sizeof(buf), &len),
+		                     sizeof(buf), &len),
 		    REVOKD_OK);
 		assert_int_equal(len, 3);
 		assert_memory_equal(buf, "abc", 3);
@@ -948,50 +991,48 @@ test_meta(void **state)
 	const uint64_t mark = 0x0102030405060708ull;
 	size_t len;
 
-	assert_int_equal(crdt_store_meta_put(f->s, "agent.mark", &mark,
-			     sizeof(mark)),
+	assert_int_equal(
+	    crdt_store_meta_put(f->s, "agent.mark", &mark, sizeof(mark)),
 	    REVOKD_OK);
 	renew(f->r);
 	len = 0;
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf,
-			     sizeof(buf), &len),
+	assert_int_equal(
+	    crdt_reader_meta_get(f->r, "agent.mark", buf, sizeof(buf), &len),
 	    REVOKD_OK);
 	assert_int_equal(len, sizeof(mark));
 	assert_memory_equal(buf, &mark, sizeof(mark));
 	len = 0;
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf, 8,
-			     &len),
+	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf, 8, &len),
 	    REVOKD_OK);
 	assert_int_equal(len, 8);
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf, 7,
-			     &len),
+	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf, 7, &len),
 	    REVOKD_ETOOBIG);
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.other", buf,
-			     sizeof(buf), &len),
+	assert_int_equal(
+	    crdt_reader_meta_get(f->r, "agent.other", buf, sizeof(buf), &len),
 	    REVOKD_ENOTFOUND);
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mar", buf,
-			     sizeof(buf), &len),
+	assert_int_equal(
+	    crdt_reader_meta_get(f->r, "agent.mar", buf, sizeof(buf), &len),
 	    REVOKD_ENOTFOUND);
 
 	/* Overwrite; largest value; empty value. */
 	memset(big, 0x3c, sizeof(big));
-	assert_int_equal(crdt_store_meta_put(f->s, "agent.mark", big,
-			     CRDT_META_MAX),
+	assert_int_equal(
+	    crdt_store_meta_put(f->s, "agent.mark", big, CRDT_META_MAX),
 	    REVOKD_OK);
-	assert_int_not_equal(crdt_store_meta_put(f->s, "agent.mark", big,
-				 CRDT_META_MAX + 1),
+	assert_int_not_equal(
+	    crdt_store_meta_put(f->s, "agent.mark", big, CRDT_META_MAX + 1),
 	    REVOKD_OK);
 	assert_int_equal(crdt_store_meta_put(f->s, "agent.empty", "", 0),
 	    REVOKD_OK);
 	renew(f->r);
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.mark", buf,
-			     sizeof(buf), &len),
+	assert_int_equal(
+	    crdt_reader_meta_get(f->r, "agent.mark", buf, sizeof(buf), &len),
 	    REVOKD_OK);
 	assert_int_equal(len, CRDT_META_MAX);
 	assert_memory_equal(buf, big, CRDT_META_MAX);
 	len = 99;
-	assert_int_equal(crdt_reader_meta_get(f->r, "agent.empty", buf,
-			     sizeof(buf), &len),
+	assert_int_equal(
+	    crdt_reader_meta_get(f->r, "agent.empty", buf, sizeof(buf), &len),
 	    REVOKD_OK);
 	assert_int_equal(len, 0);
 	/* Metadata is not an entry. */
@@ -1013,8 +1054,8 @@ test_meta(void **state)
 static void
 test_last_txnid_after_noop_writes(void **state)
 {
-	static const char *const what[3] = {"no-op apply", "no-op prune",
-	    "reopen"};
+	static const char *const what[3] = { "no-op apply", "no-op prune",
+		"reopen" };
 	struct fx *f = *state;
 	crdt_key j = key_of(f, CRDT_KIND_JTI, "j");
 	crdt_entry e = token(&j, CRDT_KIND_JTI, NOW + 600, AT(1), 0);
@@ -1028,16 +1069,15 @@ test_last_txnid_after_noop_writes(void **state)
 		if (step == 0) {
 			apply_ok(f->s, &e, 1, NOW, NULL); /* changes nothing */
 		} else if (step == 1) {
-			assert_int_equal(crdt_store_prune(f->s, NOW, 10,
-					     &pruned, &more),
+			assert_int_equal(
+			    crdt_store_prune(f->s, NOW, 10, &pruned, &more),
 			    REVOKD_OK);
 			assert_int_equal(pruned, 0);
 		} else {
 			store_reopen(f);
 		}
-		assert_int_equal(mdb_txn_begin(f->s->env, NULL, MDB_RDONLY,
-				     &txn),
-		    0);
+		assert_int_equal(
+		    mdb_txn_begin(f->s->env, NULL, MDB_RDONLY, &txn), 0);
 		if (mdb_txn_id(txn) != f->s->last_txnid) {
 			strcat(stale, " ");
 			strcat(stale, what[step]);
@@ -1047,8 +1087,7 @@ test_last_txnid_after_noop_writes(void **state)
 		apply_ok(f->s, &e, 1, NOW, NULL);
 	}
 	if (stale[0] != '\0')
-		fail_msg("last_txnid is not the last snapshot after:%s",
-		    stale);
+		fail_msg("last_txnid is not the last snapshot after:%s", stale);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1119,8 +1158,7 @@ ro_look(crdt_store *s, crdt_reader *r, const crdt_entry *want,
 	size_t pruned;
 	bool more;
 
-	if ((rep->get_err = crdt_reader_get(r, &want->key, &got)) ==
-	    REVOKD_OK)
+	if ((rep->get_err = crdt_reader_get(r, &want->key, &got)) == REVOKD_OK)
 		rep->equal = crdt_entry_equal(&got, want);
 	rep->apply_err = crdt_store_apply(s, want, 1, NOW, NULL, NULL);
 	rep->prune_err = crdt_store_prune(s, NOW, 10, &pruned, &more);
@@ -1141,7 +1179,7 @@ static _Noreturn void
 ro_child(const char *dir, const crdt_entry *first, const crdt_entry *second,
     int in_fd, int out_fd)
 {
-	crdt_store_options opt = {.read_only = true};
+	crdt_store_options opt = { .read_only = true };
 	struct ro_report rep;
 	crdt_reader *r = NULL, *old = NULL;
 	crdt_store *s = NULL;
@@ -1353,21 +1391,19 @@ static void
 test_read_only_needs_a_store(void **state)
 {
 	struct fx *f = *state;
-	crdt_store_options opt = {.read_only = true};
+	crdt_store_options opt = { .read_only = true };
 	crdt_store *s = NULL;
 	char path[4096];
 
 	f->dir2 = tu_tmpdir();
-	assert_int_equal(crdt_store_open(f->dir2, &opt, &s),
-	    REVOKD_ENOTFOUND);
+	assert_int_equal(crdt_store_open(f->dir2, &opt, &s), REVOKD_ENOTFOUND);
 	assert_null(s);
 	snprintf(path, sizeof(path), "%s/data.mdb", f->dir2);
 	assert_int_not_equal(access(path, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/missing", f->dir2);
 	assert_int_not_equal(crdt_store_open(path, &opt, &s), REVOKD_OK);
 	assert_null(s);
-	assert_int_not_equal(crdt_store_open(path, &fast_opts, &s),
-	    REVOKD_OK);
+	assert_int_not_equal(crdt_store_open(path, &fast_opts, &s), REVOKD_OK);
 	assert_null(s);
 }
 

@@ -21,7 +21,8 @@ tu_tmpdir(void)
 	const char *base = getenv("TMPDIR");
 	char *path;
 
-	if (asprintf(&path, "%s/revokd-test.XXXXXX", base ? base : "/tmp") < 0 ||
+	if (asprintf(&path, "%s/revokd-test.XXXXXX", base ? base : "/tmp") <
+	        0 ||
 	    mkdtemp(path) == NULL) {
 		perror("tu_tmpdir");
 		abort();
@@ -76,10 +77,10 @@ tu_random_token(revokd_rng *rng, int64_t now, crdt_token *t)
 	t->exp = now + (int64_t)revokd_rng_below(rng, 3600);
 	if (revokd_rng_below(rng, 4) != 0)
 		t->revoked_at = CRDT_HLC_AT(base + revokd_rng_below(rng, 8)) +
-		    revokd_rng_below(rng, 3);
+		                revokd_rng_below(rng, 3);
 	if (revokd_rng_below(rng, 3) == 0)
 		t->restored_at = CRDT_HLC_AT(base + revokd_rng_below(rng, 8)) +
-		    revokd_rng_below(rng, 3);
+		                 revokd_rng_below(rng, 3);
 	t->origin = (uint16_t)revokd_rng_below(rng, 4);
 	t->reason = (uint8_t)revokd_rng_below(rng, 3);
 }
@@ -96,7 +97,8 @@ tu_random_subject(revokd_rng *rng, uint32_t regions, crdt_subject *s)
 		s->count[s->n++] = 1 + revokd_rng_below(rng, 5);
 	}
 	if (revokd_rng_below(rng, 2) == 0)
-		s->not_before_ms = 1700000000000ull + revokd_rng_below(rng, 5000);
+		s->not_before_ms =
+		    1700000000000ull + revokd_rng_below(rng, 5000);
 }
 
 /*
@@ -104,8 +106,7 @@ tu_random_subject(revokd_rng *rng, uint32_t regions, crdt_subject *s)
  * keep one kind), so a stream of these never mixes kinds under one key.
  */
 static inline void
-tu_random_entry(revokd_rng *rng, uint32_t pool_size, int64_t now,
-    crdt_entry *e)
+tu_random_entry(revokd_rng *rng, uint32_t pool_size, int64_t now, crdt_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	tu_random_key(rng, pool_size, &e->key);
