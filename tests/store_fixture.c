@@ -346,47 +346,6 @@ scan_summary(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
 	assert_int_equal(crdt_reader_scan(r, lo, hi, sum_add, out), REVOKD_OK);
 }
 
-bool
-write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		len -= (size_t)w;
-	}
-	return true;
-}
-
-/* Read len bytes within timeout_ms; false on EOF, error or timeout. */
-bool
-read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t got;
-
-		if (poll(&pfd, 1, timeout_ms) <= 0)
-			return false;
-		got = read(fd, p, len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return false;
-		p += got;
-		len -= (size_t)got;
-	}
-	return true;
-}
-
 /*
  * True when e is a lattice's bottom (a subject with no counts and no
  * not-before): merging it into nothing changes nothing, so it is never

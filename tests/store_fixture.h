@@ -132,12 +132,6 @@ bool sum_add(void *arg, const crdt_entry *e);
 void scan_summary(crdt_reader *r, const crdt_key *lo, const crdt_key *hi,
     crdt_summary *out);
 
-/* Write all of buf; false on error. */
-bool write_full(int fd, const void *buf, size_t len);
-
-/* Read len bytes within timeout_ms; false on EOF, error or timeout. */
-bool read_full(int fd, void *buf, size_t len, int timeout_ms);
-
 /*
  * True when e is a lattice's bottom (a subject with no counts and no
  * not-before): merging it into nothing changes nothing, so it is never

@@ -191,47 +191,6 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool
-write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		len -= (size_t)w;
-	}
-	return true;
-}
-
-/* Read len bytes within timeout_ms; false on EOF, error or timeout. */
-static bool
-read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t got;
-
-		if (poll(&pfd, 1, timeout_ms) <= 0)
-			return false;
-		got = read(fd, p, len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return false;
-		p += got;
-		len -= (size_t)got;
-	}
-	return true;
-}
-
 /* Fork; in the child run fn(dir, arg, write end), which never returns. */
 static pid_t
 spawn(struct fx *f, int slot, void (*fn)(const char *, uint32_t, int),
@@ -344,7 +303,7 @@ writer_child(const char *dir, uint32_t first, int out_fd)
 		if (crdt_store_apply(s, batch, BATCH, NOW, NULL, NULL) !=
 		    REVOKD_OK)
 			_exit(3);
-		if (!write_full(out_fd, &i, sizeof(i)))
+		if (!tu_write_full(out_fd, &i, sizeof(i)))
 			_exit(4);
 	}
 	_exit(6);
@@ -366,7 +325,7 @@ run_and_kill_writer(struct fx *f, uint32_t first, uint32_t want,
 
 	spawn(f, 0, writer_child, first);
 	while (seen < want && now_ms() < deadline) {
-		if (!read_full(f->fds[0], &got, sizeof(got),
+		if (!tu_read_full(f->fds[0], &got, sizeof(got),
 		        (int)(deadline - now_ms()) + 1))
 			break;
 		assert_int_equal(got, first + seen);
@@ -377,7 +336,7 @@ run_and_kill_writer(struct fx *f, uint32_t first, uint32_t want,
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		fail_msg("writer child ended by itself, status %#x", status);
 	/* The pipe holds what it wrote before dying; then EOF. */
-	while (seen < 100000 && read_full(f->fds[0], &got, sizeof(got), 1000)) {
+	while (seen < 100000 && tu_read_full(f->fds[0], &got, sizeof(got), 1000)) {
 		assert_int_equal(got, first + seen);
 		seen++;
 	}
@@ -490,7 +449,7 @@ reader_child(const char *dir, uint32_t with_reader, int out_fd)
 		    crdt_reader_get(r, &batch[0].key, &got) != REVOKD_OK)
 			_exit(3);
 	}
-	if (!write_full(out_fd, "r", 1))
+	if (!tu_write_full(out_fd, "r", 1))
 		_exit(4);
 	for (int i = 0; i < 300; i++)
 		usleep(100000);
@@ -564,8 +523,8 @@ test_killed_reader_slot_reclaimed(void **state)
 
 	holder = spawn(f, 1, reader_child, 0);
 	reader = spawn(f, 0, reader_child, 1);
-	assert_true(read_full(f->fds[1], &ready, 1, 10000));
-	assert_true(read_full(f->fds[0], &ready, 1, 10000));
+	assert_true(tu_read_full(f->fds[1], &ready, 1, 10000));
+	assert_true(tu_read_full(f->fds[0], &ready, 1, 10000));
 
 	store_open(f);
 	assert_int_equal(reader_slots(f->s, reader), 1);

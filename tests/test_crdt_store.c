@@ -905,7 +905,7 @@ test_prune_huge_max(void **state)
 				_exit(3);
 		}
 		crdt_store_close(s);
-		_exit(write_full(fds[1], got, sizeof(got)) ? 0 : 4);
+		_exit(tu_write_full(fds[1], got, sizeof(got)) ? 0 : 4);
 	}
 	close(fds[1]);
 	assert_int_equal(waitpid(f->child, &status, 0), f->child);
@@ -914,7 +914,7 @@ test_prune_huge_max(void **state)
 		fail_msg("prune child died (wait status %#x): see the "
 		         "allocator's or sanitizer's report above",
 		    status);
-	assert_true(read_full(fds[0], got, sizeof(got), 1000));
+	assert_true(tu_read_full(fds[0], got, sizeof(got), 1000));
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(got[i].err, REVOKD_OK);
 		assert_int_equal(got[i].pruned, 6);
@@ -1189,7 +1189,7 @@ ro_child(const char *dir, const crdt_entry *first, const crdt_entry *second,
 	memset(&rep, 0, sizeof(rep));
 	rep.open_err = crdt_store_open(dir, &opt, &s);
 	if (rep.open_err != REVOKD_OK) {
-		write_full(out_fd, &rep, sizeof(rep));
+		tu_write_full(out_fd, &rep, sizeof(rep));
 		_exit(0);
 	}
 	if (crdt_reader_new(s, &r) != REVOKD_OK ||
@@ -1198,8 +1198,8 @@ ro_child(const char *dir, const crdt_entry *first, const crdt_entry *second,
 	rep.begin_err = crdt_reader_begin(r);
 	crdt_reader_begin(old);
 	ro_look(s, r, first, &rep);
-	if (!write_full(out_fd, &rep, sizeof(rep)) ||
-	    !read_full(in_fd, &go, 1, 20000))
+	if (!tu_write_full(out_fd, &rep, sizeof(rep)) ||
+	    !tu_read_full(in_fd, &go, 1, 20000))
 		_exit(3);
 	memset(&rep, 0, sizeof(rep));
 	rep.old_get_err = crdt_reader_get(old, &second->key, &got);
@@ -1207,7 +1207,7 @@ ro_child(const char *dir, const crdt_entry *first, const crdt_entry *second,
 	crdt_reader_end(r);
 	rep.begin_err = crdt_reader_begin(r);
 	ro_look(s, r, second, &rep);
-	if (!write_full(out_fd, &rep, sizeof(rep)))
+	if (!tu_write_full(out_fd, &rep, sizeof(rep)))
 		_exit(4);
 	crdt_reader_free(old);
 	crdt_reader_free(r);
@@ -1247,7 +1247,7 @@ static void
 read_report(struct fx *f, struct ro_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
-	if (!read_full(f->from_child, rep, sizeof(*rep), 20000))
+	if (!tu_read_full(f->from_child, rep, sizeof(*rep), 20000))
 		fail_msg("no report from the read-only child");
 }
 
@@ -1316,7 +1316,7 @@ test_read_only_alongside_writer(void **state)
 	expect_report_sums(f, &rep);
 
 	apply_ok(f->s, &second, 1, NOW, NULL);
-	assert_true(write_full(f->to_child, "g", 1));
+	assert_true(tu_write_full(f->to_child, "g", 1));
 	read_report(f, &rep);
 	assert_int_equal(rep.old_get_err, REVOKD_ENOTFOUND);
 	assert_int_equal(rep.begin_err, REVOKD_OK);
@@ -1376,7 +1376,7 @@ test_read_only_adopts_grown_map(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > (off_t)small.map_size);
 
-	assert_true(write_full(f->to_child, "g", 1));
+	assert_true(tu_write_full(f->to_child, "g", 1));
 	read_report(f, &rep);
 	assert_int_equal(rep.begin_err, REVOKD_OK);
 	assert_int_equal(rep.get_err, REVOKD_OK);

@@ -5,7 +5,10 @@
 #ifndef REVOKD_TESTUTIL_H
 #define REVOKD_TESTUTIL_H
 
+#include <errno.h>
 #include <ftw.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +118,48 @@ tu_random_entry(revokd_rng *rng, uint32_t pool_size, int64_t now, crdt_entry *e)
 		tu_random_token(rng, now, &e->u.token);
 	else
 		tu_random_subject(rng, 6, &e->u.subject);
+}
+
+/* Write all of buf to fd; false on error. */
+static inline bool
+tu_write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
+/* Read len bytes from fd within timeout_ms; false on EOF, error, timeout. */
+static inline bool
+tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t got;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return false;
+		got = read(fd, p, len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return false;
+		p += got;
+		len -= (size_t)got;
+	}
+	return true;
 }
 
 #endif /* REVOKD_TESTUTIL_H */
