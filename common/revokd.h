@@ -90,4 +90,26 @@ double revokd_rng_unit(revokd_rng *rng);
 /* Fill buf with len random bytes. */
 void revokd_rng_bytes(revokd_rng *rng, void *buf, size_t len);
 
+/*
+ * A growable byte buffer. Grows by doubling; never shrinks until freed.
+ * A zeroed revokd_buf is empty and ready.
+ */
+typedef struct revokd_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} revokd_buf;
+
+/* Make room for len more bytes; REVOKD_ENOMEM when it cannot. */
+revokd_err revokd_buf_reserve(revokd_buf *b, size_t len);
+
+/* Append len bytes. */
+revokd_err revokd_buf_append(revokd_buf *b, const void *data, size_t len);
+
+/* Drop the first len bytes, keeping the rest. */
+void revokd_buf_consume(revokd_buf *b, size_t len);
+
+/* Free the memory and empty the buffer. */
+void revokd_buf_free(revokd_buf *b);
+
 #endif /* REVOKD_H */

@@ -214,6 +214,12 @@ bool crdt_entry_equal(const crdt_entry *a, const crdt_entry *b);
 size_t crdt_value_encode(const crdt_entry *e, uint8_t *buf);
 
 /*
+ * The length of the canonical value starting at buf, from its first bytes
+ * (kind, and n for subjects); 0 when avail bytes do not say.
+ */
+size_t crdt_value_size(const uint8_t *buf, size_t avail);
+
+/*
  * Decode a value encoded by crdt_value_encode into e (key untouched).
  * REVOKD_ECORRUPT when buf is not a canonical encoding.
  */

@@ -40,10 +40,18 @@ crdt_token_merge(crdt_token *into, const crdt_token *from)
 		into->exp = from->exp;
 		changed = true;
 	}
+#ifndef CRDT_TEST_BROKEN_MERGE
 	if (from->restored_at > into->restored_at) {
 		into->restored_at = from->restored_at;
 		changed = true;
 	}
+#else
+	/*
+	 * Deliberately wrong, for the one test that proves the simulator's
+	 * invariant checks can fail: a restore never spreads.
+	 */
+	(void)0;
+#endif
 	if (crdt__revocation_cmp(from, into) > 0) {
 		into->revoked_at = from->revoked_at;
 		into->origin = from->origin;
@@ -258,6 +266,18 @@ crdt_value_encode(const crdt_entry *e, uint8_t *buf)
 		put_le(p + 2, s->count[i], 8);
 	}
 	return (size_t)(p - buf);
+}
+
+size_t
+crdt_value_size(const uint8_t *buf, size_t avail)
+{
+	if (avail < 1 || !crdt_kind_valid(buf[0]))
+		return 0;
+	if (crdt_kind_is_token((crdt_kind)buf[0]))
+		return CRDT__TOKEN_LEN;
+	if (avail < 2 || buf[1] > CRDT_MAX_WRITERS)
+		return 0;
+	return CRDT__SUBJECT_HEAD + (size_t)buf[1] * CRDT__COUNTER_LEN;
 }
 
 static revokd_err
