@@ -62,22 +62,22 @@ typedef struct engine_peer_config {
 
 /* Configuration. Zero fields take the defaults given. */
 typedef struct engine_config {
-	uint16_t region_id;        /* this region's id (its G-counter slot) */
-	const char *region;        /* this region's name */
-	crdt_store *store;         /* written by the engine alone */
-	unsigned n_peers;          /* at most ENGINE_MAX_PEERS */
+	uint16_t region_id; /* this region's id (its G-counter slot) */
+	const char *region; /* this region's name */
+	crdt_store *store;  /* written by the engine alone */
+	unsigned n_peers;   /* at most ENGINE_MAX_PEERS */
 	const engine_peer_config *peers;
-	uint64_t seed;             /* of jitter and session ids */
-	size_t max_frame;          /* largest frame sent; default 1 MiB */
-	size_t max_batch;          /* entries per Batch; default 1024 */
-	size_t backlog_max;        /* entries queued per peer; default 65536 */
-	uint64_t heartbeat_us;     /* idle heartbeat; default 50 ms */
-	uint64_t ping_us;          /* clock probe interval; default 1 s */
+	uint64_t seed;              /* of jitter and session ids */
+	size_t max_frame;           /* largest frame sent; default 1 MiB */
+	size_t max_batch;           /* entries per Batch; default 1024 */
+	size_t backlog_max;         /* entries queued per peer; default 65536 */
+	uint64_t heartbeat_us;      /* idle heartbeat; default 50 ms */
+	uint64_t ping_us;           /* clock probe interval; default 1 s */
 	uint64_t recon_interval_us; /* periodic anti-entropy; default 60 s */
-	uint64_t recon_jitter_us;  /* +- around it; default 10 s */
-	uint64_t recon_timeout_us; /* a silent session is abandoned; 30 s */
-	uint64_t max_ahead_us;     /* HLC receive limit; default 60 s */
-	uint32_t drift_ppm;        /* clock drift allowance; default 200 */
+	uint64_t recon_jitter_us;   /* +- around it; default 10 s */
+	uint64_t recon_timeout_us;  /* a silent session is abandoned; 30 s */
+	uint64_t max_ahead_us;      /* HLC receive limit; default 60 s */
+	uint32_t drift_ppm;         /* clock drift allowance; default 200 */
 	uint64_t prune_interval_us; /* prune step interval; default 1 s */
 	size_t prune_step;         /* entries examined per step; default 4096 */
 	uint64_t meta_interval_us; /* watermarks saved to the store; 1 s */
@@ -106,7 +106,7 @@ typedef struct engine_op {
 /* Kinds of notices. */
 typedef enum engine_notice_type {
 	ENGINE_NOTICE_COMMITTED = 1, /* a local batch is on disk */
-	ENGINE_NOTICE_CONFIRMED,     /* peer holds local batches <= batch */
+	ENGINE_NOTICE_CONFIRMED,     /* peer holds local batch `batch` */
 	ENGINE_NOTICE_CHANGED,       /* entries changed local state */
 	ENGINE_NOTICE_PEER,          /* something happened on a peer link */
 } engine_notice_type;
@@ -116,21 +116,21 @@ typedef enum engine_peer_event {
 	ENGINE_PEER_OVERFLOW = 1, /* backlog dropped; repairing */
 	ENGINE_PEER_RECON_START,
 	ENGINE_PEER_RECON_DONE,
-	ENGINE_PEER_RECON_ABORT,  /* session abandoned (timeout or error) */
-	ENGINE_PEER_CLOCK,        /* new offset and RTT measured */
-	ENGINE_PEER_CLOCK_AHEAD,  /* peer's HLC was beyond max_ahead_us */
+	ENGINE_PEER_RECON_ABORT, /* session abandoned (timeout or error) */
+	ENGINE_PEER_CLOCK,       /* new offset and RTT measured */
+	ENGINE_PEER_CLOCK_AHEAD, /* peer's HLC was beyond max_ahead_us */
 } engine_peer_event;
 
 /* A notice. Pointers are valid during the callback only. */
 typedef struct engine_notice {
 	engine_notice_type type;
-	unsigned peer;              /* CONFIRMED, PEER */
-	uint64_t batch;             /* COMMITTED, CONFIRMED */
-	engine_peer_event event;    /* PEER */
-	const crdt_entry *entries;  /* CHANGED */
-	size_t n_entries;           /* CHANGED */
-	bool from_peer;             /* CHANGED: from peer (else local) */
-	bool from_recon;            /* CHANGED: learned by reconciliation */
+	unsigned peer;             /* CONFIRMED, PEER */
+	uint64_t batch;            /* COMMITTED, CONFIRMED */
+	engine_peer_event event;   /* PEER */
+	const crdt_entry *entries; /* CHANGED */
+	size_t n_entries;          /* CHANGED */
+	bool from_peer;            /* CHANGED: from peer (else local) */
+	bool from_recon;           /* CHANGED: learned by reconciliation */
 } engine_notice;
 
 /* The engine's outputs. */
@@ -154,8 +154,8 @@ typedef struct engine engine;
  * A new engine over c->store (which must stay open while it lives), with
  * every peer down. Watermarks saved by an earlier engine are restored.
  */
-revokd_err engine_new(const engine_config *c, const engine_io *io,
-    uint64_t now, engine **out);
+revokd_err engine_new(const engine_config *c, const engine_io *io, uint64_t now,
+    engine **out);
 
 /* Free the engine (the store stays open). NULL is allowed. */
 void engine_free(engine *e);
@@ -186,8 +186,8 @@ void engine_send_done(engine *e, unsigned peer, uint64_t now);
  * after[i] (if not NULL) is the state of op i's entry after the batch.
  * Nothing is applied on error.
  */
-revokd_err engine_local(engine *e, const engine_op *ops, size_t n,
-    uint64_t now, uint64_t *batch, crdt_entry *after);
+revokd_err engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
+    uint64_t *batch, crdt_entry *after);
 
 /* Run timers due at now: heartbeats, pings, reconciliation, pruning. */
 void engine_tick(engine *e, uint64_t now);
@@ -215,10 +215,10 @@ typedef struct engine_bytes {
 /* A peer link's state. */
 typedef struct engine_peer_status {
 	bool up;
-	bool synced;          /* its watermarks count (reconciled, no gap) */
+	bool synced; /* its watermarks count (reconciled, no gap) */
 	bool recon_active;
-	bool have_clock;      /* offset and RTT measured */
-	int64_t offset_us;    /* peer clock - our clock */
+	bool have_clock;   /* offset and RTT measured */
+	int64_t offset_us; /* peer clock - our clock */
 	uint64_t rtt_us;
 	uint64_t last_ack_us; /* our clock; 0 if never */
 	size_t backlog;       /* entries waiting */
@@ -230,7 +230,7 @@ typedef struct engine_peer_status {
 } engine_peer_status;
 
 /* Peer's link state into *out. */
-void engine_peer_status(const engine *e, unsigned peer,
+void engine_get_peer_status(const engine *e, unsigned peer,
     engine_peer_status *out);
 
 /* Totals since the engine started. */
@@ -243,7 +243,7 @@ typedef struct engine_stats {
 	uint64_t recon_done;
 	uint64_t recon_aborted;
 	uint64_t pruned;
-	uint64_t clock_ahead;     /* peer HLCs refused as too far ahead */
+	uint64_t clock_ahead; /* peer HLCs refused as too far ahead */
 } engine_stats;
 
 /* Totals into *out. */

@@ -32,7 +32,7 @@ static uint32_t
 get_be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
+	       (uint32_t)p[2] << 8 | p[3];
 }
 
 static void
@@ -189,9 +189,8 @@ wire__name(const char *s, char *out)
 static revokd_err
 wire__decode_hello(const Revokd__Peer__Hello *h, wire_hello *out)
 {
-	if (h == NULL || h->region_id > UINT16_MAX ||
-	    h->cert.len == 0 || h->cert.len > WIRE_CERT_MAX ||
-	    h->nonce.len != WIRE_NONCE_LEN ||
+	if (h == NULL || h->region_id > UINT16_MAX || h->cert.len == 0 ||
+	    h->cert.len > WIRE_CERT_MAX || h->nonce.len != WIRE_NONCE_LEN ||
 	    wire__name(h->cluster, out->cluster) != REVOKD_OK ||
 	    wire__name(h->region, out->region) != REVOKD_OK)
 		return REVOKD_EMALFORMED;
@@ -281,8 +280,7 @@ wire__decode_body(const PeerMsg *pb, wire_peer_msg *out)
 		out->u.ack.seq = pb->ack->seq;
 		return REVOKD_OK;
 	case REVOKD__PEER__PEER_MSG__BODY_HEARTBEAT:
-		return wire__decode_heartbeat(pb->heartbeat,
-		    &out->u.heartbeat);
+		return wire__decode_heartbeat(pb->heartbeat, &out->u.heartbeat);
 	case REVOKD__PEER__PEER_MSG__BODY_PING:
 		if (pb->ping == NULL)
 			return REVOKD_EMALFORMED;
@@ -400,8 +398,8 @@ wire__enc_body(struct wire__enc *x, const wire_peer_msg *m)
 		break;
 	case WIRE_AUTH:
 		revokd__peer__auth__init(&x->b.auth);
-		x->b.auth.signature = wire__bin(m->u.auth.sig,
-		    m->u.auth.sig_len);
+		x->b.auth.signature =
+		    wire__bin(m->u.auth.sig, m->u.auth.sig_len);
 		x->msg.auth = &x->b.auth;
 		break;
 	case WIRE_BATCH:
@@ -409,8 +407,8 @@ wire__enc_body(struct wire__enc *x, const wire_peer_msg *m)
 		x->b.batch.seq = m->u.batch.seq;
 		x->b.batch.hlc = m->u.batch.hlc;
 		x->b.batch.count = m->u.batch.count;
-		x->b.batch.entries = wire__bin(m->u.batch.entries,
-		    m->u.batch.entries_len);
+		x->b.batch.entries =
+		    wire__bin(m->u.batch.entries, m->u.batch.entries_len);
 		x->msg.batch = &x->b.batch;
 		break;
 	case WIRE_ACK:
@@ -438,11 +436,11 @@ wire__enc_body(struct wire__enc *x, const wire_peer_msg *m)
 		x->b.recon.session = m->u.recon.session;
 		x->b.recon.round = m->u.recon.round;
 		x->b.recon.kind = m->u.recon.kind;
-		x->b.recon.nodes = wire__bin(m->u.recon.nodes,
-		    m->u.recon.nodes_len);
+		x->b.recon.nodes =
+		    wire__bin(m->u.recon.nodes, m->u.recon.nodes_len);
 		x->b.recon.item_count = m->u.recon.item_count;
-		x->b.recon.items = wire__bin(m->u.recon.items,
-		    m->u.recon.items_len);
+		x->b.recon.items =
+		    wire__bin(m->u.recon.items, m->u.recon.items_len);
 		x->msg.recon = &x->b.recon;
 		break;
 	}
@@ -465,31 +463,33 @@ wire__check_outgoing(const wire_peer_msg *m)
 	switch (m->type) {
 	case WIRE_HELLO:
 		return h->cert_len > 0 && h->cert_len <= WIRE_CERT_MAX &&
-			wire__name_ok(h->cluster) && wire__name_ok(h->region)
-		    ? REVOKD_OK
-		    : REVOKD_EINVAL;
+		               wire__name_ok(h->cluster) &&
+		               wire__name_ok(h->region)
+		           ? REVOKD_OK
+		           : REVOKD_EINVAL;
 	case WIRE_AUTH:
-		return m->u.auth.sig_len > 0 && m->u.auth.sig_len <= WIRE_SIG_MAX
-		    ? REVOKD_OK
-		    : REVOKD_EINVAL;
+		return m->u.auth.sig_len > 0 &&
+		               m->u.auth.sig_len <= WIRE_SIG_MAX
+		           ? REVOKD_OK
+		           : REVOKD_EINVAL;
 	case WIRE_BATCH:
 		return m->u.batch.seq > 0 &&
-			wire_entries_check(m->u.batch.entries,
-			    m->u.batch.entries_len, m->u.batch.count) ==
-			    REVOKD_OK
-		    ? REVOKD_OK
-		    : REVOKD_EINVAL;
+		               wire_entries_check(m->u.batch.entries,
+		                   m->u.batch.entries_len,
+		                   m->u.batch.count) == REVOKD_OK
+		           ? REVOKD_OK
+		           : REVOKD_EINVAL;
 	case WIRE_HEARTBEAT:
 		return m->u.heartbeat.n_watermarks <= WIRE_WATERMARKS_MAX
-		    ? REVOKD_OK
-		    : REVOKD_EINVAL;
+		           ? REVOKD_OK
+		           : REVOKD_EINVAL;
 	case WIRE_RECON:
 		return m->u.recon.nodes_len <= WIRE_NODES_MAX &&
-			wire_entries_check(m->u.recon.items,
-			    m->u.recon.items_len, m->u.recon.item_count) ==
-			    REVOKD_OK
-		    ? REVOKD_OK
-		    : REVOKD_EINVAL;
+		               wire_entries_check(m->u.recon.items,
+		                   m->u.recon.items_len,
+		                   m->u.recon.item_count) == REVOKD_OK
+		           ? REVOKD_OK
+		           : REVOKD_EINVAL;
 	case WIRE_ACK:
 	case WIRE_PING:
 	case WIRE_PONG:

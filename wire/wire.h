@@ -54,8 +54,8 @@
  */
 typedef struct wire_decoder {
 	uint8_t *buf;
-	size_t len;  /* bytes buffered */
-	size_t off;  /* bytes already handed out by wire_decoder_next */
+	size_t len; /* bytes buffered */
+	size_t off; /* bytes already handed out by wire_decoder_next */
 	size_t cap;
 	size_t max_frame;
 	bool failed; /* a frame was too long: the stream is unusable */
