@@ -728,7 +728,7 @@ revokd_err
 engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
     uint64_t *batch, crdt_entry *after)
 {
-	crdt_entry *v = calloc(n ? n : 1, sizeof(*v));
+	crdt_entry *v = calloc(n ? 2 * n : 1, sizeof(*v)), *changed = v + n;
 	engine_notice note = { 0 };
 	revokd_err err;
 	crdt_apply_stats st;
@@ -737,8 +737,8 @@ engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
 		return REVOKD_ENOMEM;
 	if ((err = engine__build_ops(e, ops, n, now, v)) != REVOKD_OK)
 		goto out;
-	/* changed[] is only WIRE_BATCH_MAX long: apply without it. */
-	err = crdt_store_apply(e->store, v, n, engine__now_s(now), NULL, &st);
+	err = crdt_store_apply(e->store, v, n, engine__now_s(now), changed,
+	    &st);
 	if (err != REVOKD_OK)
 		goto out;
 	e->last_batch++;
@@ -746,10 +746,12 @@ engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
 	note.type = ENGINE_NOTICE_COMMITTED;
 	note.batch = e->last_batch;
 	engine__notice(e, &note);
-	note = (engine_notice){ .type = ENGINE_NOTICE_CHANGED,
-		.entries = v,
-		.n_entries = n };
-	engine__notice(e, &note);
+	if (st.changed > 0) {
+		note = (engine_notice) { .type = ENGINE_NOTICE_CHANGED,
+			.entries = changed,
+			.n_entries = st.changed };
+		engine__notice(e, &note);
+	}
 	/* Every op goes out, changed or not, so that its confirmation means
 	 * the peer really holds it. */
 	for (unsigned i = 0; i < e->cfg.n_peers; i++)
