@@ -44,13 +44,25 @@ put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* Check the header at the read position, if there is one. */
+/*
+ * Check every frame header now visible, from the read position on, so an
+ * oversize one is refused however many frames come before it.
+ */
 static revokd_err
 wire__check_header(wire_decoder *d)
 {
-	if (!d->failed && d->len - d->off >= WIRE_HEADER_LEN &&
-	    get_be32(d->buf + d->off) > d->max_frame)
-		d->failed = true;
+	size_t pos = d->off;
+
+	while (!d->failed && d->len - pos >= WIRE_HEADER_LEN) {
+		uint32_t n = get_be32(d->buf + pos);
+
+		if (n > d->max_frame)
+			d->failed = true;
+		else if (d->len - pos - WIRE_HEADER_LEN < n)
+			break;
+		else
+			pos += WIRE_HEADER_LEN + n;
+	}
 	return d->failed ? REVOKD_ETOOBIG : REVOKD_OK;
 }
 
@@ -59,7 +71,7 @@ wire_decoder_feed(wire_decoder *d, const void *data, size_t len)
 {
 	revokd_err err;
 
-	if ((err = wire__check_header(d)) != REVOKD_OK)
+	if ((err = wire__check_header(d)) != REVOKD_OK || len == 0)
 		return err;
 	/* Drop what was handed out; keep the unread rest at the front. */
 	if (d->off > 0) {
@@ -87,16 +99,12 @@ revokd_err
 wire_decoder_next(wire_decoder *d, const uint8_t **frame, size_t *len)
 {
 	size_t avail = d->len - d->off;
-	uint32_t n;
-	revokd_err err;
+	uint32_t n = avail >= WIRE_HEADER_LEN ? get_be32(d->buf + d->off) : 0;
 
-	if ((err = wire__check_header(d)) != REVOKD_OK)
-		return err;
-	if (avail < WIRE_HEADER_LEN)
-		return REVOKD_EAGAIN;
-	n = get_be32(d->buf + d->off);
-	if (avail - WIRE_HEADER_LEN < n)
-		return REVOKD_EAGAIN;
+	/* Whole frames before an oversize header still come out. */
+	if (avail < WIRE_HEADER_LEN || n > d->max_frame ||
+	    avail - WIRE_HEADER_LEN < n)
+		return d->failed ? REVOKD_ETOOBIG : REVOKD_EAGAIN;
 	*frame = d->buf + d->off + WIRE_HEADER_LEN;
 	*len = n;
 	d->off += WIRE_HEADER_LEN + n;
@@ -174,15 +182,15 @@ wire_peer_type_name(wire_peer_type t)
 	return wire__type_names[t];
 }
 
-/* Copy a protobuf string of 1..WIRE_NAME_MAX bytes into out. */
+/* Copy a name of 1..WIRE_NAME_MAX bytes, none of them NUL, into out. */
 static revokd_err
-wire__name(const char *s, char *out)
+wire__name(const ProtobufCBinaryData *b, char *out)
 {
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > WIRE_NAME_MAX)
+	if (b->len == 0 || b->len > WIRE_NAME_MAX ||
+	    memchr(b->data, 0, b->len) != NULL)
 		return REVOKD_EMALFORMED;
-	memcpy(out, s, n + 1);
+	memcpy(out, b->data, b->len);
+	out[b->len] = '\0';
 	return REVOKD_OK;
 }
 
@@ -191,8 +199,8 @@ wire__decode_hello(const Revokd__Peer__Hello *h, wire_hello *out)
 {
 	if (h == NULL || h->region_id > UINT16_MAX || h->cert.len == 0 ||
 	    h->cert.len > WIRE_CERT_MAX || h->nonce.len != WIRE_NONCE_LEN ||
-	    wire__name(h->cluster, out->cluster) != REVOKD_OK ||
-	    wire__name(h->region, out->region) != REVOKD_OK)
+	    wire__name(&h->cluster, out->cluster) != REVOKD_OK ||
+	    wire__name(&h->region, out->region) != REVOKD_OK)
 		return REVOKD_EMALFORMED;
 	out->protocol = h->protocol;
 	out->region_id = (uint16_t)h->region_id;
@@ -304,15 +312,24 @@ revokd_err
 wire_peer_decode(const uint8_t *frame, size_t len, wire_peer_msg *out)
 {
 	PeerMsg *pb = revokd__peer__peer_msg__unpack(NULL, len, frame);
+	wire_peer_msg *m;
 	revokd_err err;
 
 	if (pb == NULL)
 		return REVOKD_EMALFORMED;
-	if ((err = wire__decode_body(pb, out)) != REVOKD_OK) {
+	/* Decode aside, so that *out is only written on success. */
+	if ((m = malloc(sizeof(*m))) == NULL) {
 		revokd__peer__peer_msg__free_unpacked(pb, NULL);
+		return REVOKD_ENOMEM;
+	}
+	if ((err = wire__decode_body(pb, m)) != REVOKD_OK) {
+		revokd__peer__peer_msg__free_unpacked(pb, NULL);
+		free(m);
 		return err;
 	}
-	out->pb = pb;
+	m->pb = pb;
+	*out = *m;
+	free(m);
 	return REVOKD_OK;
 }
 
@@ -362,8 +379,10 @@ wire__enc_hello(struct wire__enc *x, const wire_hello *h)
 {
 	revokd__peer__hello__init(&x->b.hello);
 	x->b.hello.protocol = h->protocol;
-	x->b.hello.cluster = (char *)h->cluster;
-	x->b.hello.region = (char *)h->region;
+	x->b.hello.cluster =
+	    wire__bin((const uint8_t *)h->cluster, strlen(h->cluster));
+	x->b.hello.region =
+	    wire__bin((const uint8_t *)h->region, strlen(h->region));
 	x->b.hello.region_id = h->region_id;
 	x->b.hello.cert = wire__bin(h->cert, h->cert_len);
 	x->b.hello.nonce = wire__bin(h->nonce, WIRE_NONCE_LEN);

@@ -48,9 +48,10 @@
 /* ------------------------------------------------------------------------ */
 
 /*
- * A frame decoder: feed it bytes as they arrive, pull whole frames. It
- * buffers at most one frame (plus what arrived after it), so its memory is
- * bounded by max_frame.
+ * A frame decoder: feed it bytes as they arrive, pull whole frames. Every
+ * frame header is checked as soon as it is buffered. A caller that pulls
+ * frames (wire_decoder_next until REVOKD_EAGAIN) after each feed keeps at
+ * most one partial frame and one feed buffered.
  */
 typedef struct wire_decoder {
 	uint8_t *buf;
@@ -68,16 +69,17 @@ void wire_decoder_init(wire_decoder *d, size_t max_frame);
 void wire_decoder_free(wire_decoder *d);
 
 /*
- * Add len bytes from the stream. REVOKD_ETOOBIG once a frame header declares
- * more than max_frame (the stream cannot be resynchronised: close it);
- * REVOKD_ENOMEM when the buffer cannot grow.
+ * Add len bytes from the stream. REVOKD_ETOOBIG once a buffered frame header
+ * declares more than max_frame: the stream cannot be resynchronised, no
+ * more bytes are taken, and the whole frames before that header can still
+ * be pulled before closing. REVOKD_ENOMEM when the buffer cannot grow.
  */
 revokd_err wire_decoder_feed(wire_decoder *d, const void *data, size_t len);
 
 /*
  * The next whole frame's payload (without header) into *frame, *len: valid
  * until the next call on d. REVOKD_EAGAIN when no whole frame is buffered;
- * REVOKD_ETOOBIG as for feed.
+ * REVOKD_ETOOBIG when the next frame is the oversize one.
  */
 revokd_err wire_decoder_next(wire_decoder *d, const uint8_t **frame,
     size_t *len);
