@@ -358,6 +358,18 @@ engine__flush(engine *e, struct engine__peer *p, uint64_t now)
 /* Queueing changes for peers                                               */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Something that changed our state will not be pushed to p: our claims to
+ * it stop until a reconciliation that starts after now has finished.
+ */
+static void
+engine__gap(struct engine__peer *p)
+{
+	p->claims_ok = false;
+	p->gap_epoch++;
+	p->recon_wanted = true;
+}
+
 /* The backlog for p overflowed: drop it and repair by reconciliation. */
 static void
 engine__overflow(engine *e, struct engine__peer *p)
@@ -367,9 +379,7 @@ engine__overflow(engine *e, struct engine__peer *p)
 	revokd_buf_free(&p->pending);
 	p->pending_count = 0;
 	p->n_marks = 0;
-	p->claims_ok = false;
-	p->gap_epoch++;
-	p->recon_wanted = true;
+	engine__gap(p);
 	p->overflows++;
 	engine__peer_event(e, p, ENGINE_PEER_OVERFLOW);
 }
@@ -440,10 +450,22 @@ engine__apply(engine *e, struct engine__peer *from, const crdt_entry *in,
 	note.entries = e->changed;
 	note.n_entries = st.changed;
 	engine__notice(e, &note);
-	for (unsigned i = 0; i < e->cfg.n_peers; i++)
-		if (&e->peers[i] != from)
-			engine__queue(e, &e->peers[i], e->changed, st.changed,
-			    0, now);
+	for (unsigned i = 0; i < e->cfg.n_peers; i++) {
+		struct engine__peer *p = &e->peers[i];
+
+		if (p == from || !p->up)
+			continue;
+		/*
+		 * Much learned by reconciliation (a region catching up) is
+		 * most likely old news to the others: have them reconcile,
+		 * which costs little when nothing differs, instead of
+		 * relaying it all.
+		 */
+		if (recon && st.changed > ENGINE__RELAY_RECON_MAX)
+			engine__gap(p);
+		else
+			engine__queue(e, p, e->changed, st.changed, 0, now);
+	}
 	return REVOKD_OK;
 }
 
@@ -737,8 +759,8 @@ engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
 		return REVOKD_ENOMEM;
 	if ((err = engine__build_ops(e, ops, n, now, v)) != REVOKD_OK)
 		goto out;
-	err = crdt_store_apply(e->store, v, n, engine__now_s(now), changed,
-	    &st);
+	err =
+	    crdt_store_apply(e->store, v, n, engine__now_s(now), changed, &st);
 	if (err != REVOKD_OK)
 		goto out;
 	e->last_batch++;
@@ -747,7 +769,7 @@ engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
 	note.batch = e->last_batch;
 	engine__notice(e, &note);
 	if (st.changed > 0) {
-		note = (engine_notice) { .type = ENGINE_NOTICE_CHANGED,
+		note = (engine_notice){ .type = ENGINE_NOTICE_CHANGED,
 			.entries = changed,
 			.n_entries = st.changed };
 		engine__notice(e, &note);

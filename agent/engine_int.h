@@ -26,6 +26,9 @@
 /* Bytes a frame's protobuf adds around its entries, at most. */
 #define ENGINE__FRAME_OVERHEAD 64
 
+/* Entries learned by one reconciliation frame that are still relayed. */
+#define ENGINE__RELAY_RECON_MAX 256
+
 /* Unconfirmed batch ranges kept per peer before falling back to repair. */
 #define ENGINE__UNCONF_MAX 4096
 

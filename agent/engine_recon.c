@@ -2,33 +2,39 @@
  * engine_recon.c: range-based set reconciliation between two peers.
  *
  * Theory. The key space is a tree: a node is a key prefix (lo, depth bits),
- * its range every key starting with it. Nodes above the store's bucket
- * level split 16 ways (their summaries cost nothing: sums of bucket
- * summaries kept in memory); below it they split in two (summaries come from
- * a scan inside one bucket). One side leads a session (L), the other
- * compares (C). Both walk the same tree breadth-first, keeping the same
- * queue of nodes in the same order, so a node is never named on the wire:
- * it is "the next one".
+ * its range every key starting with it. Summaries of nodes at or above the
+ * store's bucket level cost nothing (sums of bucket summaries kept in
+ * memory); deeper ones come from a scan inside one bucket. One side leads a
+ * session (L), the other compares (C). Both walk the same tree breadth-first,
+ * keeping the same queue of nodes in the same order, so a node is never named
+ * on the wire: it is "the next one".
  *
  *   ROUND (L -> C): for each of the next nodes, L's summary of it (count
- *   mod 2^16 and the low 48 bits of the fingerprint: SUM), or L's entries in
- *   it when it has at most RECON_SMALL of them (ITEMS), or nothing at all
- *   for the last child of a node (DERIVED: C computes it as the parent's
- *   summary minus the siblings').
+ *   mod 256 and the low 48 bits of the fingerprint: SUM), or L's entries in
+ *   it when it has at most RECON_LEADER_SMALL of them (ITEMS), or nothing
+ *   at all for the last child of a node (DERIVED: C computes it as the
+ *   parent's summary minus the siblings').
  *
  *   REPLY (C -> L), one per ROUND, after C has streamed its items: per
- *   node, SAME (equal), SPLIT (differs: L sends its children next),
- *   C_ITEMS (differs, and C has at most RECON_SMALL entries there: here
- *   they are), or TAKEN (for an ITEMS node: C merged L's entries and has
- *   streamed every entry of its own there that L lacks).
+ *   node, SAME (equal; for an ITEMS node: C merged L's entries and has
+ *   streamed every entry of its own there that L lacks), SPLIT2 or SPLIT16
+ *   (differs: L sends its 2 or 16 children next; C picks 16 when the counts
+ *   differ by 8 or more, so that many differences are certain and a wide
+ *   split costs less than four binary ones), or C_ITEMS (differs, and C has
+ *   at most RECON_SMALL entries there: here they are).
  *
  *   ITEMS (either way): streamed entries, merged on arrival, no answer.
  *   DONE (L -> C): the queue is empty and every reply is in; L has
  *   streamed what C lacked. FIN (C -> L): C has everything of L's.
  *
+ *   REPLY and DONE carry how many ITEMS frames their sender sent in the
+ *   session before them. The receiver counts what arrived: a lost frame
+ *   (which TLS over TCP never allows, but a broken transport might) aborts
+ *   the session instead of letting it vouch for what is missing.
+ *
  * After DONE both sides hold the union of what they held in every range
  * when it was compared; what changed since reached the other side by eager
- * push. Traffic: a SUM is 8 bytes, a DERIVED none, and only differing nodes
+ * push. Traffic: a SUM is 7 bytes, a DERIVED none, and only differing nodes
  * are split, so the bytes grow with the difference times the depth of the
  * tree below the first common ancestor, not with the size of the state.
  * Fingerprints are truncated to 48 bits: a false "equal" needs a 2^-48
@@ -52,14 +58,21 @@ enum {
 
 /* Node record modes (ROUND) and statuses (REPLY), two bits each. */
 enum { MODE_SUM = 0, MODE_ITEMS = 1, MODE_DERIVED = 2 };
-enum { ST_SAME = 0, ST_SPLIT = 1, ST_C_ITEMS = 2, ST_TAKEN = 3 };
+enum { ST_SAME = 0, ST_SPLIT2 = 1, ST_SPLIT16 = 2, ST_C_ITEMS = 3 };
 
-/* A side sends entries instead of a summary when it has at most this many. */
+/*
+ * The comparer answers with its entries when it has at most RECON_SMALL in a
+ * differing node; the leader sends entries instead of a summary only for an
+ * empty node. Measured with revokd-sim (1M entries, 1,000 differing): a
+ * leader sending its single entry costs 44 bytes wherever the difference is
+ * the comparer's, and made repairs 27% larger; a comparer that never sends
+ * entries makes a same-key change (a restore) split down to the full key.
+ */
 #define RECON_SMALL 1
+#define RECON_LEADER_SMALL 0
 
-/* Depth of the first round, and where 16-way splits give way to binary. */
-#define RECON_START_DEPTH 4
-#define RECON_WIDE_DEPTH CRDT_BUCKET_BITS
+/* A count difference at least this large earns a 16-way split. */
+#define RECON_WIDE_DELTA 8
 
 /* Nodes in one ROUND, and in one session's queue. */
 #define RECON_PART_MAX 1024
@@ -68,6 +81,14 @@ enum { ST_SAME = 0, ST_SPLIT = 1, ST_C_ITEMS = 2, ST_TAKEN = 3 };
 /* Entries of the other side's a stream leaves out (beyond: sent anyway). */
 #define RECON_FILTER_MAX 8
 
+/*
+ * A summary on the wire: the count modulo 2^RECON_COUNT_BITS and the low 48
+ * bits of the fingerprint. The count is only ever compared and subtracted,
+ * so its low bits serve; the fingerprint carries the weight.
+ */
+#define RECON_COUNT_BITS 8
+#define COUNT_MASK ((1u << RECON_COUNT_BITS) - 1)
+#define RECON_SUM_LEN (RECON_COUNT_BITS / 8 + 6)
 #define FP48 ((UINT64_C(1) << 48) - 1)
 
 /* Node flags. */
@@ -91,13 +112,18 @@ struct recon_fifo {
 	size_t head, len, cap;
 };
 
-/* Something to send, in order: a stream of our entries, or a frame. */
+/*
+ * Something to send, in order: a message (encoded when its turn comes, so
+ * it can count the ITEMS frames before it), or a stream of our entries.
+ */
 struct recon_job {
 	struct recon_job *next;
-	uint8_t *frame; /* NULL: a stream */
-	size_t len;
-	crdt_key lo, hi;
-	bool to_end; /* hi is the end of the key space */
+	bool is_msg;
+	uint32_t kind, round; /* message */
+	revokd_buf nodes, items;
+	uint32_t n_items;
+	crdt_key lo, hi; /* stream */
+	bool to_end;     /* hi is the end of the key space */
 	size_t n_filter;
 	crdt_key filter_key[RECON_FILTER_MAX];
 	crdt_summary filter_sum[RECON_FILTER_MAX];
@@ -117,20 +143,14 @@ struct engine__recon {
 	size_t n_parts, cap_parts;
 	uint16_t acc_count; /* comparer: leader's siblings so far */
 	uint64_t acc_fp;
+	uint32_t chunks_sent; /* ITEMS frames sent and received */
+	uint32_t chunks_recv;
 	struct recon_job *jobs, *jobs_tail;
 };
 
 /* ------------------------------------------------------------------------ */
 /* Keys and nodes                                                           */
 /* ------------------------------------------------------------------------ */
-
-static unsigned
-recon_fanout_bits(unsigned depth)
-{
-	unsigned bits = depth < RECON_WIDE_DEPTH ? 4 : 1;
-
-	return depth + bits > 128 ? 128 - depth : bits;
-}
 
 static void
 recon_child(const crdt_key *lo, unsigned depth, unsigned bits, unsigned i,
@@ -190,7 +210,7 @@ recon_summary(engine *e, const struct recon_node *n, uint16_t *count,
 		err = crdt_reader_range_summary(e->reader, &n->lo,
 		    recon_hi(&n->lo, n->depth, &hi) ? &hi : NULL, &s);
 	}
-	*count = (uint16_t)s.count;
+	*count = (uint16_t)(s.count & COUNT_MASK);
 	*fp = s.fp_lo & FP48;
 	return err;
 }
@@ -228,12 +248,15 @@ fifo_pop(struct recon_fifo *f)
 	return f->v[f->head++];
 }
 
-/* Queue the children of a node; the comparer records the parent's sum. */
+/*
+ * Queue the 2^bits children of a node; the comparer records the parent's
+ * summary with them.
+ */
 static revokd_err
 recon_push_children(struct recon_fifo *f, const struct recon_node *parent,
-    uint16_t pcount, uint64_t pfp)
+    unsigned bits, uint16_t pcount, uint64_t pfp)
 {
-	unsigned bits = recon_fanout_bits(parent->depth), fan = 1u << bits;
+	unsigned fan = 1u << bits;
 	revokd_err err = REVOKD_OK;
 
 	for (unsigned i = 0; i < fan && err == REVOKD_OK; i++) {
@@ -255,7 +278,7 @@ static revokd_err
 recon_push_start(struct recon_fifo *f)
 {
 	struct recon_node root = { .depth = 0 };
-	revokd_err err = recon_push_children(f, &root, 0, 0);
+	revokd_err err = recon_push_children(f, &root, 4, 0, 0);
 
 	for (size_t i = 0; i < f->len; i++)
 		f->v[f->head + i].flags = 0;
@@ -272,19 +295,23 @@ recon_job_add(struct engine__recon *r, struct recon_job *j)
 	r->jobs_tail = j;
 }
 
-/* Queue a frame for after what is queued already. */
+/* Queue a message for after what is queued already (takes the buffers). */
 static revokd_err
-recon_job_frame(struct engine__recon *r, const wire_peer_msg *m)
+recon_job_msg(struct engine__recon *r, uint32_t kind, uint32_t round,
+    revokd_buf *nodes, revokd_buf *items, uint32_t n_items)
 {
 	struct recon_job *j = calloc(1, sizeof(*j));
-	revokd_err err;
 
 	if (j == NULL)
 		return REVOKD_ENOMEM;
-	if ((err = wire_peer_encode(m, &j->frame, &j->len)) != REVOKD_OK) {
-		free(j);
-		return err;
-	}
+	j->is_msg = true;
+	j->kind = kind;
+	j->round = round;
+	j->nodes = *nodes;
+	j->items = *items;
+	j->n_items = n_items;
+	memset(nodes, 0, sizeof(*nodes));
+	memset(items, 0, sizeof(*items));
 	recon_job_add(r, j);
 	return REVOKD_OK;
 }
@@ -321,7 +348,8 @@ recon_free(struct engine__recon *r)
 		struct recon_job *j = r->jobs;
 
 		r->jobs = j->next;
-		free(j->frame);
+		revokd_buf_free(&j->nodes);
+		revokd_buf_free(&j->items);
 		free(j);
 	}
 	free(r->queue.v);
@@ -494,7 +522,7 @@ recon_sum_entries(const crdt_entry *v, size_t n, uint16_t *count, uint64_t *fp)
 		crdt_entry_summary(&v[i], &one);
 		crdt_summary_add(&s, &one);
 	}
-	*count = (uint16_t)s.count;
+	*count = (uint16_t)(s.count & COUNT_MASK);
 	*fp = s.fp_lo & FP48;
 }
 
@@ -503,16 +531,17 @@ recon_sum_entries(const crdt_entry *v, size_t n, uint16_t *count, uint64_t *fp)
 /* ------------------------------------------------------------------------ */
 
 static revokd_err
-recon_frame(engine *e, struct engine__recon *r, uint32_t kind,
+recon_frame(struct engine__recon *r, uint32_t kind, uint32_t round,
     const revokd_buf *nodes, const revokd_buf *items, uint32_t n_items,
     uint8_t **frame, size_t *len)
 {
 	wire_peer_msg m = { .type = WIRE_RECON };
+	revokd_err err;
 
-	(void)e;
 	m.u.recon.session = r->session;
-	m.u.recon.round = r->round;
+	m.u.recon.round = round;
 	m.u.recon.kind = kind;
+	m.u.recon.chunks = r->chunks_sent;
 	if (nodes) {
 		m.u.recon.nodes = nodes->data;
 		m.u.recon.nodes_len = nodes->len;
@@ -522,15 +551,20 @@ recon_frame(engine *e, struct engine__recon *r, uint32_t kind,
 		m.u.recon.items_len = items->len;
 		m.u.recon.item_count = n_items;
 	}
-	return wire_peer_encode(&m, frame, len);
+	if ((err = wire_peer_encode(&m, frame, len)) == REVOKD_OK &&
+	    kind == RECON_ITEMS)
+		r->chunks_sent++;
+	return err;
 }
 
+/* An ITEMS frame being filled from one or more streams. */
 struct recon_stream_fill {
-	struct recon_job *job;
+	struct recon_job *job; /* the stream being read */
 	revokd_buf *items;
 	uint32_t n, max;
 	size_t max_bytes;
-	crdt_key last;
+	crdt_key last; /* last key of job consumed */
+	bool got_last; /* job consumed anything this time */
 	bool full;
 };
 
@@ -560,6 +594,7 @@ recon_stream_one(void *arg, const crdt_entry *ent)
 		return false;
 	}
 	f->last = ent->key;
+	f->got_last = true;
 	if (recon_filtered(f->job, ent))
 		return true;
 	len = wire_entry_encode(ent, buf);
@@ -581,46 +616,38 @@ recon_key_next(crdt_key *k)
 	return false;
 }
 
-/*
- * The next ITEMS frame of stream job j (advancing j->lo), or none when the
- * stream is exhausted (*frame NULL).
- */
-static revokd_err
-recon_stream_next(engine *e, struct engine__recon *r, struct recon_job *j,
-    uint8_t **frame, size_t *len)
-{
-	revokd_buf items = { 0 };
-	struct recon_stream_fill f = { .job = j,
-		.items = &items,
-		.max = (uint32_t)e->cfg.max_batch,
-		.max_bytes = e->cfg.max_frame - ENGINE__FRAME_OVERHEAD };
-	revokd_err err;
-
-	*frame = NULL;
-	err = crdt_reader_scan(e->reader, &j->lo, j->to_end ? NULL : &j->hi,
-	    recon_stream_one, &f);
-	if (err == REVOKD_OK && f.full) {
-		/* Resume after the last key looked at (it filled the frame). */
-		j->lo = f.last;
-		if (!recon_key_next(&j->lo))
-			f.full = false;
-	}
-	if (err == REVOKD_OK && !f.full) {
-		j->to_end = false; /* exhausted: make the range empty */
-		j->hi = j->lo;
-	}
-	if (err == REVOKD_OK && f.n > 0)
-		err = recon_frame(e, r, RECON_ITEMS, NULL, &items, f.n, frame,
-		    len);
-	revokd_buf_free(&items);
-	return err;
-}
-
 /* True when stream job j has nothing left. */
 static bool
 recon_stream_empty(const struct recon_job *j)
 {
 	return !j->to_end && crdt_key_cmp(&j->lo, &j->hi) >= 0;
+}
+
+/*
+ * Add stream j's next entries to the frame being filled, advancing j; j is
+ * exhausted when this leaves f->full false.
+ */
+static revokd_err
+recon_stream_fill(engine *e, struct recon_job *j, struct recon_stream_fill *f)
+{
+	revokd_err err;
+
+	f->job = j;
+	f->got_last = false;
+	err = crdt_reader_scan(e->reader, &j->lo, j->to_end ? NULL : &j->hi,
+	    recon_stream_one, f);
+	if (err != REVOKD_OK)
+		return err;
+	if (f->full && f->got_last) {
+		/* Resume after the last key looked at. */
+		j->lo = f->last;
+		if (!recon_key_next(&j->lo))
+			j->to_end = false, j->hi = j->lo;
+	} else if (!f->full) {
+		j->to_end = false; /* exhausted: make the range empty */
+		j->hi = j->lo;
+	}
+	return REVOKD_OK;
 }
 
 static void
@@ -631,39 +658,48 @@ recon_job_pop(struct engine__recon *r)
 	r->jobs = j->next;
 	if (r->jobs == NULL)
 		r->jobs_tail = NULL;
-	free(j->frame);
+	revokd_buf_free(&j->nodes);
+	revokd_buf_free(&j->items);
 	free(j);
 }
 
 /*
- * The next frame from r's jobs into *frame (NULL when none is left). An
- * error means a stream could not be read: the session must be abandoned,
- * or the peer would be told it has everything when it does not.
+ * The next frame from r's jobs into *frame (NULL when none is left):
+ * consecutive streams share ITEMS frames. An error means a stream could not
+ * be read: the session must be abandoned, or the peer would be told it has
+ * everything when it does not.
  */
 static revokd_err
 recon_next_job(engine *e, struct engine__recon *r, uint8_t **frame, size_t *len)
 {
-	*frame = NULL;
-	while (r->jobs != NULL) {
-		struct recon_job *j = r->jobs;
-		revokd_err err;
+	revokd_buf items = { 0 };
+	struct recon_stream_fill f = { .items = &items,
+		.max = (uint32_t)e->cfg.max_batch,
+		.max_bytes = e->cfg.max_frame - ENGINE__FRAME_OVERHEAD };
+	revokd_err err = REVOKD_OK;
 
-		if (j->frame != NULL) {
-			*frame = j->frame;
-			*len = j->len;
-			j->frame = NULL;
+	*frame = NULL;
+	while (r->jobs != NULL && err == REVOKD_OK && !f.full) {
+		struct recon_job *j = r->jobs;
+
+		if (j->is_msg) {
+			if (f.n > 0)
+				break; /* the streamed entries go first */
+			err = recon_frame(r, j->kind, j->round, &j->nodes,
+			    &j->items, j->n_items, frame, len);
 			recon_job_pop(r);
-			return REVOKD_OK;
+			return err;
 		}
-		if (!recon_stream_empty(j)) {
-			if ((err = recon_stream_next(e, r, j, frame, len)))
-				return err;
-			if (*frame != NULL)
-				return REVOKD_OK;
-		}
-		recon_job_pop(r);
+		if (!recon_stream_empty(j))
+			err = recon_stream_fill(e, j, &f);
+		if (err == REVOKD_OK && !f.full)
+			recon_job_pop(r);
 	}
-	return REVOKD_OK;
+	if (err == REVOKD_OK && f.n > 0)
+		err = recon_frame(r, RECON_ITEMS, 0, NULL, &items, f.n, frame,
+		    len);
+	revokd_buf_free(&items);
+	return err;
 }
 
 /* Encode one node of a ROUND: its mode, payload and items. */
@@ -680,7 +716,7 @@ recon_round_node(engine *e, struct recon_node *n, uint8_t *codes, size_t i,
 
 	if ((err = recon_summary(e, n, &count, &fp)) != REVOKD_OK)
 		return err;
-	if (count <= RECON_SMALL &&
+	if (count <= RECON_LEADER_SMALL &&
 	    (k = recon_node_entries(e, n, v, RECON_SMALL)) >= 0) {
 		n->mode = MODE_ITEMS;
 		code_set(codes, i, MODE_ITEMS);
@@ -697,9 +733,9 @@ recon_round_node(engine *e, struct recon_node *n, uint8_t *codes, size_t i,
 		return REVOKD_OK;
 	}
 	n->mode = MODE_SUM;
-	put_le(rec, count, 2);
-	put_le(rec + 2, fp, 6);
-	return revokd_buf_append(payload, rec, 8);
+	put_le(rec, count, RECON_COUNT_BITS / 8);
+	put_le(rec + RECON_COUNT_BITS / 8, fp, 6);
+	return revokd_buf_append(payload, rec, RECON_SUM_LEN);
 }
 
 /* Build the next ROUND from the front of the leader's queue. */
@@ -730,8 +766,8 @@ recon_build_round(engine *e, struct engine__recon *r, uint8_t **frame,
 	        REVOKD_OK &&
 	    (err = revokd_buf_append(&nodes, payload.data, payload.len)) ==
 	        REVOKD_OK)
-		err = recon_frame(e, r, RECON_ROUND, &nodes, &items, n_items,
-		    frame, len);
+		err = recon_frame(r, RECON_ROUND, r->round, &nodes, &items,
+		    n_items, frame, len);
 	if (err == REVOKD_OK && r->n_parts == r->cap_parts) {
 		size_t cap = r->cap_parts ? 2 * r->cap_parts : 16;
 		void *v = realloc(r->parts, cap * sizeof(*r->parts));
@@ -782,7 +818,8 @@ recon_next_leader(engine *e, struct engine__peer *p, struct engine__recon *r,
 		return recon_build_round(e, r, frame, len);
 	if (r->n_parts > 0)
 		return REVOKD_OK; /* replies still to come */
-	if ((err = recon_frame(e, r, RECON_DONE, NULL, NULL, 0, frame, len)))
+	if ((err = recon_frame(r, RECON_DONE, r->round, NULL, NULL, 0, frame,
+	         len)))
 		return err;
 	r->done_sent = true;
 	recon_finish(e, p, r);
@@ -848,6 +885,19 @@ recon_abort(engine *e, struct engine__peer *p, struct engine__recon **rp)
 	engine__peer_event(e, p, ENGINE_PEER_RECON_ABORT);
 }
 
+/*
+ * A frame of the session went missing: some of the peer's entries may not
+ * have arrived, so neither the session nor the peer's claims can vouch for
+ * anything until a later session finishes.
+ */
+static void
+recon_lost(engine *e, struct engine__peer *p, struct engine__recon **rp)
+{
+	p->recv_ok = false;
+	p->recv_gap_epoch++;
+	recon_abort(e, p, rp);
+}
+
 void
 engine__recon_tick(engine *e, struct engine__peer *p, uint64_t now)
 {
@@ -878,10 +928,10 @@ recon_theirs(struct engine__recon *r, const struct recon_node *n, unsigned mode,
 
 	switch (mode) {
 	case MODE_SUM:
-		if (!blob_take(b, 8, &rec))
+		if (!blob_take(b, RECON_SUM_LEN, &rec))
 			return REVOKD_EPROTO;
-		*count = (uint16_t)get_le(rec, 2);
-		*fp = get_le(rec + 2, 6);
+		*count = (uint16_t)get_le(rec, RECON_COUNT_BITS / 8);
+		*fp = get_le(rec + RECON_COUNT_BITS / 8, 6);
 		return REVOKD_OK;
 	case MODE_ITEMS:
 		recon_sum_entries(items, n_items, count, fp);
@@ -890,7 +940,7 @@ recon_theirs(struct engine__recon *r, const struct recon_node *n, unsigned mode,
 		if ((n->flags & (NODE_LAST | NODE_HAS_PARENT)) !=
 		    (NODE_LAST | NODE_HAS_PARENT))
 			return REVOKD_EPROTO;
-		*count = (uint16_t)(n->pcount - r->acc_count);
+		*count = (uint16_t)((n->pcount - r->acc_count) & COUNT_MASK);
 		*fp = (n->pfp - r->acc_fp) & FP48;
 		return REVOKD_OK;
 	default:
@@ -936,6 +986,7 @@ recon_compare_node(engine *e, struct engine__recon *r, struct recon_node *n,
 	uint16_t tc, mc;
 	uint64_t tf, mf;
 	uint8_t rec[2];
+	int16_t delta;
 	long k;
 	revokd_err err;
 
@@ -946,11 +997,10 @@ recon_compare_node(engine *e, struct engine__recon *r, struct recon_node *n,
 		return err;
 	if (n->flags & NODE_FIRST)
 		r->acc_count = 0, r->acc_fp = 0;
-	r->acc_count = (uint16_t)(r->acc_count + tc);
+	r->acc_count = (uint16_t)((r->acc_count + tc) & COUNT_MASK);
 	r->acc_fp = (r->acc_fp + tf) & FP48;
 	if (mode == MODE_ITEMS) {
-		rep->n_merge += n_theirs;
-		code_set(rep->codes, i, ST_TAKEN);
+		rep->n_merge += n_theirs; /* status SAME: taken */
 		return recon_job_stream(r, n, theirs, n_theirs);
 	}
 	if ((err = recon_summary(e, n, &mc, &mf)) != REVOKD_OK)
@@ -966,8 +1016,16 @@ recon_compare_node(engine *e, struct engine__recon *r, struct recon_node *n,
 			return err;
 		return revokd_buf_append(&rep->payload, rec, 2);
 	}
-	code_set(rep->codes, i, ST_SPLIT);
-	return recon_push_children(&r->queue, n, tc, tf);
+	delta = (int16_t)((tc - mc) & COUNT_MASK);
+	if (delta > (int16_t)(COUNT_MASK / 2))
+		delta = (int16_t)(delta - (int16_t)COUNT_MASK - 1);
+	if ((delta >= RECON_WIDE_DELTA || delta <= -RECON_WIDE_DELTA) &&
+	    n->depth + 4 <= 128) {
+		code_set(rep->codes, i, ST_SPLIT16);
+		return recon_push_children(&r->queue, n, 4, tc, tf);
+	}
+	code_set(rep->codes, i, ST_SPLIT2);
+	return recon_push_children(&r->queue, n, 1, tc, tf);
 }
 
 static revokd_err
@@ -997,7 +1055,6 @@ recon_compare_part(engine *e, struct engine__peer *p, struct engine__recon *r,
 static revokd_err
 recon_queue_reply(struct engine__recon *r, uint32_t n, struct recon_reply *rep)
 {
-	wire_peer_msg m = { .type = WIRE_RECON };
 	revokd_buf nodes = { 0 };
 	uint8_t head[4];
 	revokd_err err;
@@ -1007,17 +1064,9 @@ recon_queue_reply(struct engine__recon *r, uint32_t n, struct recon_reply *rep)
 	    (err = revokd_buf_append(&nodes, rep->codes, (n + 3) / 4)) ==
 	        REVOKD_OK &&
 	    (err = revokd_buf_append(&nodes, rep->payload.data,
-	         rep->payload.len)) == REVOKD_OK) {
-		m.u.recon.session = r->session;
-		m.u.recon.round = r->round - 1;
-		m.u.recon.kind = RECON_REPLY;
-		m.u.recon.nodes = nodes.data;
-		m.u.recon.nodes_len = nodes.len;
-		m.u.recon.items = rep->items.data;
-		m.u.recon.items_len = rep->items.len;
-		m.u.recon.item_count = rep->n_items;
-		err = recon_job_frame(r, &m);
-	}
+	         rep->payload.len)) == REVOKD_OK)
+		err = recon_job_msg(r, RECON_REPLY, r->round - 1, &nodes,
+		    &rep->items, rep->n_items);
 	revokd_buf_free(&nodes);
 	return err;
 }
@@ -1071,6 +1120,10 @@ recon_on_done(engine *e, struct engine__peer *p, const wire_recon *m)
 	if (p->in == NULL || p->in->session != m->session ||
 	    p->in->queue.len != 0)
 		return REVOKD_EPROTO;
+	if (m->chunks != p->in->chunks_recv) {
+		recon_lost(e, p, &p->in);
+		return REVOKD_OK;
+	}
 	recon_finish(e, p, p->in);
 	engine__unconf_repaired(e, p, p->in->upto);
 	fin.u.recon.session = m->session;
@@ -1097,12 +1150,13 @@ recon_on_status(engine *e, struct engine__peer *p, struct engine__recon *r,
 	switch (st) {
 	case ST_SAME:
 		return REVOKD_OK;
-	case ST_TAKEN:
-		return n->mode == MODE_ITEMS ? REVOKD_OK : REVOKD_EPROTO;
-	case ST_SPLIT:
-		if (n->mode == MODE_ITEMS || n->depth >= 128)
+	case ST_SPLIT2:
+	case ST_SPLIT16:
+		if (n->mode == MODE_ITEMS ||
+		    n->depth + (st == ST_SPLIT16 ? 4 : 1) > 128)
 			return REVOKD_EPROTO;
-		return recon_push_children(&r->queue, n, 0, 0);
+		return recon_push_children(&r->queue, n,
+		    st == ST_SPLIT16 ? 4 : 1, 0, 0);
 	case ST_C_ITEMS:
 		if (n->mode == MODE_ITEMS)
 			return REVOKD_EPROTO;
@@ -1132,6 +1186,10 @@ recon_on_reply(engine *e, struct engine__peer *p, const wire_recon *m,
 		return err;
 	if (b.n != r->parts[0] || b.n > r->sent.len)
 		return REVOKD_EPROTO;
+	if (m->chunks != r->chunks_recv) {
+		recon_lost(e, p, &p->out);
+		return REVOKD_OK;
+	}
 	r->last_heard_us = now;
 	memmove(r->parts, r->parts + 1, --r->n_parts * sizeof(*r->parts));
 	for (uint32_t i = 0; i < b.n && err == REVOKD_OK; i++) {
@@ -1175,6 +1233,7 @@ recon_on_items(engine *e, struct engine__peer *p, const wire_recon *m,
 	if (r == NULL)
 		return REVOKD_OK; /* of a session already over */
 	r->last_heard_us = now;
+	r->chunks_recv++;
 	engine__unpack(e, m->items, m->items_len, m->item_count);
 	return engine__apply(e, p, e->in, m->item_count, now, true);
 }

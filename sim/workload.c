@@ -217,7 +217,7 @@ static void
 sim__random_op(sim *s, sim_node *n)
 {
 	double u = revokd_rng_unit(&n->work_rng);
-	engine_op op;
+	engine_op op = { 0 };
 	uint32_t rec;
 	bool ok;
 
@@ -298,7 +298,7 @@ sim_workload_on_burst(sim *s, const sim_event *ev)
 	unsigned k = ev->b < SIM__BURST_GROUP ? ev->b : SIM__BURST_GROUP;
 	unsigned groups =
 	    (s->cfg.burst_ops + SIM__BURST_GROUP - 1) / SIM__BURST_GROUP;
-	engine_op ops[SIM__BURST_GROUP];
+	engine_op ops[SIM__BURST_GROUP] = { 0 };
 	uint32_t recs[SIM__BURST_GROUP];
 
 	for (unsigned i = 0; i < k; i++)
@@ -318,7 +318,7 @@ sim_workload_on_diff(sim *s, const sim_event *ev)
 	unsigned side = ev->a, members[SIM_MAX_NODES], m = 0;
 	uint64_t total =
 	    side == 0 ? s->cfg.diff / 2 : s->cfg.diff - s->cfg.diff / 2;
-	engine_op op;
+	engine_op op = { 0 };
 	uint32_t rec;
 	sim_node *n;
 

@@ -173,6 +173,50 @@ test_reconcile_both_ways(void **state)
 	assert_int_equal(eh_count(h, 1), 5092);
 }
 
+/*
+ * Same keys, different values: restores on one side, re-revocations with a
+ * later clock on the other. Reconciliation makes both hold the join.
+ */
+static void
+test_reconcile_value_changes(void **state)
+{
+	struct eh *h = *state;
+	crdt_entry *v = calloc(2000, sizeof(*v));
+	revokd_rng rng;
+
+	assert_non_null(v);
+	preload(h, 0, 47, 2000);
+	preload(h, 1, 47, 2000);
+	revokd_rng_seed(&rng, 47);
+	for (size_t k = 0; k < 2000; k++) {
+		v[k].kind = CRDT_KIND_JTI;
+		revokd_rng_bytes(&rng, v[k].key.b, CRDT_KEY_LEN);
+		v[k].u.token.exp = (int64_t)(h->now / 1000000) + 86400;
+	}
+	/* Node 0 restores 30 of them; node 1 revokes 30 others again. */
+	for (size_t k = 0; k < 60; k++) {
+		crdt_entry *e = &v[k * 31];
+
+		if (k < 30)
+			e->u.token.restored_at =
+			    CRDT_HLC_AT(h->now / 1000) + 1000000;
+		else
+			e->u.token.revoked_at =
+			    CRDT_HLC_AT(h->now / 1000) + 2000000;
+		assert_int_equal(crdt_store_apply(h->node[k < 30 ? 0 : 1].store,
+		                     e, 1, (int64_t)(h->now / 1000000), NULL,
+		                     NULL),
+		    REVOKD_OK);
+	}
+	assert_false(eh_same(h, 0, 1));
+	eh_link_up(h, 0, 1);
+	converge(h, 0, 1);
+	assert_int_equal(eh_count(h, 0), 2000);
+	for (size_t k = 0; k < 60; k++)
+		assert_true(eh_revoked(h, 0, &v[k * 31].key) == (k >= 30));
+	free(v);
+}
+
 /* An empty region joining gets everything, streamed in bounded frames. */
 static void
 test_bootstrap_empty(void **state)
@@ -306,6 +350,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_reconcile_bytes_follow_difference, setup3, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_both_ways,
+		    setup3, teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_value_changes,
 		    setup3, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_empty, setup3,
 		    teardown),

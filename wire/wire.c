@@ -268,6 +268,7 @@ wire__decode_recon(const Revokd__Peer__Recon *r, wire_recon *out)
 	out->item_count = r->item_count;
 	out->items = r->items.data;
 	out->items_len = r->items.len;
+	out->chunks = r->chunks;
 	return REVOKD_OK;
 }
 
@@ -460,6 +461,7 @@ wire__enc_body(struct wire__enc *x, const wire_peer_msg *m)
 		x->b.recon.item_count = m->u.recon.item_count;
 		x->b.recon.items =
 		    wire__bin(m->u.recon.items, m->u.recon.items_len);
+		x->b.recon.chunks = m->u.recon.chunks;
 		x->msg.recon = &x->b.recon;
 		break;
 	}

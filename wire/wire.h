@@ -179,6 +179,7 @@ typedef struct wire_recon {
 	uint32_t item_count;
 	const uint8_t *items; /* item_count packed entries, already checked */
 	size_t items_len;
+	uint32_t chunks;
 } wire_recon;
 
 /*
