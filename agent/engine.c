@@ -811,7 +811,9 @@ engine__peer_tick(engine *e, struct engine__peer *p, uint64_t now)
 	if (!p->up)
 		return;
 	engine__recon_tick(e, p, now);
-	if (p->out == NULL && (p->recon_wanted || now >= p->next_recon_us)) {
+	if (p->out == NULL && p->in == NULL &&
+	    (p->recon_wanted || now >= p->next_recon_us)) {
+		/* Refused (EAGAIN) while in a session with another peer. */
 		if (engine__recon_start(e, p, now) == REVOKD_OK) {
 			p->recon_wanted = false;
 			p->next_recon_us =
@@ -845,7 +847,11 @@ uint64_t
 engine_next_tick(const engine *e, uint64_t now)
 {
 	uint64_t t = engine__min(now + 1000000, e->next_prune_us);
+	bool busy = false;
 
+	/* A session anywhere holds every other back (engine_recon.c). */
+	for (unsigned i = 0; i < e->cfg.n_peers; i++)
+		busy |= e->peers[i].in != NULL || e->peers[i].out != NULL;
 	t = engine__min(t, e->next_meta_us);
 	for (unsigned i = 0; i < e->cfg.n_peers; i++) {
 		const struct engine__peer *p = &e->peers[i];
@@ -853,7 +859,7 @@ engine_next_tick(const engine *e, uint64_t now)
 		if (!p->up)
 			continue;
 		t = engine__min(t, engine__recon_deadline(p));
-		if (p->out == NULL)
+		if (!busy)
 			t = engine__min(t,
 			    p->recon_wanted ? now : p->next_recon_us);
 		if (!p->sending) {

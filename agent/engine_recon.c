@@ -27,6 +27,12 @@
  *   DONE (L -> C): the queue is empty and every reply is in; L has
  *   streamed what C lacked. FIN (C -> L): C has everything of L's.
  *
+ *   BUSY (C -> L), instead of a REPLY to a first ROUND: C is in another
+ *   session; L tries again 100 to 300 ms later. A region takes part in one
+ *   session at a time, in either role, so that one that joins empty, or
+ *   comes back from a long partition, is not sent the same entries by every
+ *   peer at once (nor asks for them twice while still filling up).
+ *
  *   REPLY and DONE carry how many ITEMS frames their sender sent in the
  *   session before them. The receiver counts what arrived: a lost frame
  *   (which TLS over TCP never allows, but a broken transport might) aborts
@@ -54,6 +60,7 @@ enum {
 	RECON_DONE = 4,
 	RECON_FIN = 5,
 	RECON_ABORT = 6,
+	RECON_BUSY = 7,
 };
 
 /* Node record modes (ROUND) and statuses (REPLY), two bits each. */
@@ -855,13 +862,17 @@ engine__recon_next(engine *e, struct engine__peer *p, uint64_t now,
 /* Starting, stopping                                                       */
 /* ------------------------------------------------------------------------ */
 
+static bool recon_busy_elsewhere(const engine *e, const struct engine__peer *p);
+
 revokd_err
 engine__recon_start(engine *e, struct engine__peer *p, uint64_t now)
 {
 	uint32_t session = (uint32_t)revokd_rng_next(&e->rng) | 1;
 
-	if (!p->up || p->out != NULL)
+	if (!p->up || p->out != NULL || p->in != NULL)
 		return REVOKD_EINVAL;
+	if (recon_busy_elsewhere(e, p))
+		return REVOKD_EAGAIN;
 	if ((p->out = recon_new(e, p, true, session, now)) == NULL)
 		return REVOKD_ENOMEM;
 	engine__peer_event(e, p, ENGINE_PEER_RECON_START);
@@ -869,15 +880,23 @@ engine__recon_start(engine *e, struct engine__peer *p, uint64_t now)
 	return REVOKD_OK;
 }
 
+/* Send a message of kind (FIN, ABORT, BUSY) about session. */
+static revokd_err
+recon_send_kind(engine *e, struct engine__peer *p, uint32_t session,
+    uint32_t kind)
+{
+	wire_peer_msg m = { .type = WIRE_RECON };
+
+	m.u.recon.session = session;
+	m.u.recon.kind = kind;
+	return engine__queue_msg(e, p, &m);
+}
+
 /* Tell the peer a session is over, and forget it. */
 static void
 recon_abort(engine *e, struct engine__peer *p, struct engine__recon **rp)
 {
-	wire_peer_msg m = { .type = WIRE_RECON };
-
-	m.u.recon.session = (*rp)->session;
-	m.u.recon.kind = RECON_ABORT;
-	(void)engine__queue_msg(e, p, &m);
+	(void)recon_send_kind(e, p, (*rp)->session, RECON_ABORT);
 	recon_free(*rp);
 	*rp = NULL;
 	e->stats.recon_aborted++;
@@ -1071,6 +1090,17 @@ recon_queue_reply(struct engine__recon *r, uint32_t n, struct recon_reply *rep)
 	return err;
 }
 
+/* True when we are in a session (either role) with a peer other than p. */
+static bool
+recon_busy_elsewhere(const engine *e, const struct engine__peer *p)
+{
+	for (unsigned i = 0; i < e->cfg.n_peers; i++)
+		if (&e->peers[i] != p &&
+		    (e->peers[i].in != NULL || e->peers[i].out != NULL))
+			return true;
+	return false;
+}
+
 /* A ROUND for the session p leads with us. */
 static revokd_err
 recon_on_round(engine *e, struct engine__peer *p, const wire_recon *m,
@@ -1081,13 +1111,16 @@ recon_on_round(engine *e, struct engine__peer *p, const wire_recon *m,
 	revokd_err err;
 
 	if (m->round == 0 && (p->in == NULL || p->in->session != m->session)) {
+		if (recon_busy_elsewhere(e, p) || p->out != NULL)
+			return recon_send_kind(e, p, m->session, RECON_BUSY);
 		/* A new session replaces any older one the peer gave up. */
 		recon_free(p->in);
 		if ((p->in = recon_new(e, p, false, m->session, now)) == NULL)
 			return REVOKD_ENOMEM;
 	}
-	if (p->in == NULL || p->in->session != m->session ||
-	    p->in->round != m->round)
+	if (p->in == NULL || p->in->session != m->session)
+		return REVOKD_OK; /* of a session we refused or abandoned */
+	if (p->in->round != m->round)
 		return REVOKD_EPROTO;
 	if ((err = blob_parse(m->nodes, m->nodes_len, &b)) != REVOKD_OK)
 		return err;
@@ -1115,10 +1148,9 @@ recon_on_round(engine *e, struct engine__peer *p, const wire_recon *m,
 static revokd_err
 recon_on_done(engine *e, struct engine__peer *p, const wire_recon *m)
 {
-	wire_peer_msg fin = { .type = WIRE_RECON };
-
-	if (p->in == NULL || p->in->session != m->session ||
-	    p->in->queue.len != 0)
+	if (p->in == NULL || p->in->session != m->session)
+		return REVOKD_OK; /* of a session we abandoned */
+	if (p->in->queue.len != 0)
 		return REVOKD_EPROTO;
 	if (m->chunks != p->in->chunks_recv) {
 		recon_lost(e, p, &p->in);
@@ -1126,11 +1158,9 @@ recon_on_done(engine *e, struct engine__peer *p, const wire_recon *m)
 	}
 	recon_finish(e, p, p->in);
 	engine__unconf_repaired(e, p, p->in->upto);
-	fin.u.recon.session = m->session;
-	fin.u.recon.kind = RECON_FIN;
 	recon_free(p->in);
 	p->in = NULL;
-	return engine__queue_msg(e, p, &fin);
+	return recon_send_kind(e, p, m->session, RECON_FIN);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1179,8 +1209,9 @@ recon_on_reply(engine *e, struct engine__peer *p, const wire_recon *m,
 	struct recon_blob b;
 	revokd_err err;
 
-	if (r == NULL || r->session != m->session || r->n_parts == 0 ||
-	    r->done_sent)
+	if (r == NULL || r->session != m->session)
+		return REVOKD_OK; /* of a session we abandoned */
+	if (r->n_parts == 0 || r->done_sent)
 		return REVOKD_EPROTO;
 	if ((err = blob_parse(m->nodes, m->nodes_len, &b)) != REVOKD_OK)
 		return err;
@@ -1207,8 +1238,9 @@ recon_on_reply(engine *e, struct engine__peer *p, const wire_recon *m,
 static revokd_err
 recon_on_fin(engine *e, struct engine__peer *p, const wire_recon *m)
 {
-	if (p->out == NULL || p->out->session != m->session ||
-	    !p->out->done_sent)
+	if (p->out == NULL || p->out->session != m->session)
+		return REVOKD_OK; /* of a session we abandoned */
+	if (!p->out->done_sent)
 		return REVOKD_EPROTO;
 	engine__unconf_repaired(e, p, p->out->upto);
 	recon_free(p->out);
@@ -1238,14 +1270,25 @@ recon_on_items(engine *e, struct engine__peer *p, const wire_recon *m,
 	return engine__apply(e, p, e->in, m->item_count, now, true);
 }
 
+/*
+ * ABORT, or BUSY (the peer is in another session): drop the session. A
+ * session of ours is tried again: at once after an abort, 100 to 300 ms
+ * later when the peer is busy.
+ */
 static void
-recon_on_abort(engine *e, struct engine__peer *p, const wire_recon *m)
+recon_on_abort(engine *e, struct engine__peer *p, const wire_recon *m,
+    uint64_t now)
 {
-	(void)e;
 	if (p->out && p->out->session == m->session) {
 		recon_free(p->out);
 		p->out = NULL;
-		p->recon_wanted = true;
+		if (m->kind == RECON_BUSY) {
+			p->recon_wanted = false;
+			p->next_recon_us =
+			    now + 100000 + revokd_rng_below(&e->rng, 200000);
+		} else {
+			p->recon_wanted = true;
+		}
 	}
 	if (p->in && p->in->session == m->session) {
 		recon_free(p->in);
@@ -1276,7 +1319,8 @@ engine__recon_receive(engine *e, struct engine__peer *p, const wire_recon *r,
 		err = recon_on_fin(e, p, r);
 		break;
 	case RECON_ABORT:
-		recon_on_abort(e, p, r);
+	case RECON_BUSY:
+		recon_on_abort(e, p, r, now);
 		return REVOKD_OK;
 	default:
 		return REVOKD_EPROTO;

@@ -301,7 +301,8 @@ test_watermarks_and_staleness(void **state)
 	eh_link_up(h, 0, 1);
 	eh_link_up(h, 0, 2);
 	eh_link_up(h, 1, 2);
-	for (int i = 0; i < 20; i++) {
+	/* Sessions run one at a time per region: give them a second. */
+	for (int i = 0; i < 40; i++) {
 		eh_advance(h, 25000);
 		eh_settle(h);
 	}
@@ -330,7 +331,7 @@ test_watermarks_through_relay(void **state)
 
 	eh_link_up(h, 0, 1);
 	eh_link_up(h, 1, 2);
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < 40; i++) {
 		eh_advance(h, 25000);
 		eh_settle(h);
 	}
