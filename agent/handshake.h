@@ -12,7 +12,12 @@
  *   done:        both Hello and Auth arrived and passed: the peer is known
  *
  * Anything else (a second Hello, Auth before Hello, another message type, a
- * bad frame) fails the handshake with a reason for the log.
+ * bad frame, a Hello claiming our own region or returning our own nonce)
+ * fails the handshake for good, with a reason for the log. Frames after done
+ * are refused too: they belong to the engine.
+ *
+ * The handshake borrows what its config points to (tls, strings, peers):
+ * they must outlive it.
  */
 #ifndef AGENT_HANDSHAKE_H
 #define AGENT_HANDSHAKE_H
@@ -50,9 +55,9 @@ void agent_hs_free(agent_hs *hs);
 
 /*
  * A frame payload (header stripped) from the other side, at time now. It
- * may produce a frame to send (*reply, malloc'd, or NULL). REVOKD_EAUTH or
- * REVOKD_EPROTO end the handshake: why says what went wrong, naming the
- * claimed region when there was one.
+ * may produce a frame to send (*reply, malloc'd, or NULL). Any error (EAUTH,
+ * EPROTO, ENOMEM, ECRYPTO) ends the handshake: why says what went wrong,
+ * naming the claimed region when there was one.
  */
 revokd_err agent_hs_receive(agent_hs *hs, const uint8_t *frame, size_t len,
     time_t now, uint8_t **reply, size_t *reply_len, char *why,
@@ -61,7 +66,7 @@ revokd_err agent_hs_receive(agent_hs *hs, const uint8_t *frame, size_t len,
 /* True once both Hello and Auth have been received and verified. */
 bool agent_hs_done(const agent_hs *hs);
 
-/* The peer's index in agent_hs_config.peers (after done). */
+/* The peer's index in agent_hs_config.peers; n_peers before it is known. */
 unsigned agent_hs_peer(const agent_hs *hs);
 
 /* The region the other side claimed ("" before its Hello). */
