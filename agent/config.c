@@ -834,6 +834,13 @@ config__finish(config__parser *p)
 	for (unsigned i = 0; i < p->cfg.n_peers; i++)
 		if (!config__peer_check(p, i))
 			return false;
+	/* One response as large as a request must fit a client's output. */
+	if (p->cfg.client_output < p->cfg.max_message + WIRE_HEADER_LEN)
+		return config__fail(p,
+		    *config__key_line(p,
+		        config__key_find(CONFIG__LIMITS, "client_output")),
+		    "limits", "client_output",
+		    "must be at least max_message + 4");
 	return true;
 }
 

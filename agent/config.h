@@ -9,7 +9,8 @@
  *   secret_file = /etc/revokd/cluster.secret   ; 32 bytes, mode 0600/0400
  *   query_socket = /run/revokd/query.sock      ; verifiers, mode 0660
  *   admin_socket = /run/revokd/admin.sock      ; admins, mode 0600
- *   metrics = 127.0.0.1:9464      ; HTTP /metrics and /healthz; "off"
+ *   metrics = 127.0.0.1:9464      ; HTTP /metrics and /healthz (this is the
+ *                                 ; default); "off" for none
  *   max_token_lifetime = 3600     ; s; exp of a revocation given none
  *   prune_leeway = 300            ; s past exp before an entry is pruned
  *   max_staleness = 5000          ; ms; /healthz fails beyond it
@@ -26,12 +27,18 @@
  *   max_message = 1048576         ; bytes, frames in and out (64 KiB..64 MiB)
  *   backlog = 65536               ; entries queued per peer
  *   max_connections = 4096        ; local socket connections
- *   client_output = 4194304       ; bytes buffered for one local client
+ *   client_output = 4194304       ; bytes buffered for one local client;
+ *                                 ; at least max_message + 4
  *   map_size = 8589934592         ; bytes the store may grow to
  *
  *   [peer us-east-1]              ; one section per peer region
  *   id = 1
  *   url = tls+tcp://us-east-1.internal:7400
+ *
+ * Syntax is inih's: "key = value" (or "key: value"), comments start with
+ * ';' or '#' at the start of a line, and with ';' after a value. Socket
+ * paths are at most 107 bytes (a Unix socket address). Port 0 in listen and
+ * metrics means any free port; peer URLs need a real one.
  *
  * Every problem is reported as "FILE:LINE: [section] key: what is wrong"
  * (without LINE when a required key is missing), and loading stops there.

@@ -155,7 +155,7 @@ static const char test_full[] =
     "max_message = 67108864\n"
     "backlog = 1\n"
     "max_connections = 1000000\n"
-    "client_output = 65536\n"
+    "client_output = 67108868\n"
     "map_size = 1099511627776\n"
     "\n"
     "[peer us-east-1]\n"
@@ -195,7 +195,7 @@ test_full_roundtrip(void **state)
 	assert_int_equal(c->max_message, 67108864);
 	assert_int_equal(c->backlog, 1);
 	assert_int_equal(c->max_connections, 1000000);
-	assert_int_equal(c->client_output, 65536);
+	assert_int_equal(c->client_output, 67108868);
 	assert_int_equal(c->map_size, UINT64_C(1099511627776));
 	assert_int_equal(c->n_peers, 2);
 	assert_string_equal(c->peers[0].name, "us-east-1");
@@ -402,6 +402,9 @@ static error_case error_cases[] = {
 	    ":3: [agent] region_id: want 1..65535, got \"65536\"" },
 	{ "range_zero", 3, "region_id = 0", NULL, NULL,
 	    ":3: [agent] region_id: want 1..65535, got \"0\"" },
+	{ "client_output_small", 0, NULL,
+	    "[limits]\nmax_message = 1048576\nclient_output = 1048579\n", NULL,
+	    ":19: [limits] client_output: must be at least max_message + 4" },
 	{ "range_limits", 0, NULL, "[limits]\nmax_message = 65535\n", NULL,
 	    ":18: [limits] max_message: want 65536..67108864, got \"65535\"" },
 	{ "range_overflow", 0, NULL,
