@@ -1,1 +1,971 @@
-/* local.c: being written. */
+/*
+ * local.c: the framed Unix-socket server behind the query and admin sockets
+ * (local.h), on libuv.
+ *
+ * Theory of lifetimes. A server lives from agent_local_start until the close
+ * callbacks of its listener and of every connection have run after
+ * agent_local_stop (s->handles counts the handles not yet closed). A
+ * connection lives from accept until its close callback; it stops counting
+ * as open, and lets go of its slots, the moment local__close starts closing
+ * it, so nothing after that point can reach it through a slot. A slot lives
+ * from the read that brought its request until it is filled and its response
+ * has moved into the connection's output, or, once its connection has let go
+ * of it (slot->conn == NULL), until agent_local_fill frees it. So a slot may
+ * outlive its connection and its server, but never points at either after
+ * they are gone, and nothing owned by a closed connection waits for anyone.
+ *
+ * Theory of output. Responses leave in request order: the slot queue holds
+ * the requests whose responses have not yet moved to c->out, oldest first.
+ * Filling the head appends to c->out at once, followed by every filled slot
+ * behind it; filling any other slot keeps a copy in the slot (c->held bytes)
+ * until the head catches up. c->out is written with uv_try_write, and what
+ * the socket does not take moves to c->inflight for one uv_write; at most
+ * one write is in flight, and c->out collects what comes meanwhile.
+ *
+ * Theory of limits. Two different troubles, two answers:
+ *   - output the client does not read (c->out and the unwritten part of
+ *     c->inflight) passing max_output cuts the client at once: its socket
+ *     buffer (about 200 KiB on Linux) is already full, so it is far behind;
+ *   - responses waiting for the handler (slots queued behind an unfilled
+ *     one, counted as held bytes plus a nominal size per slot) passing half
+ *     of max_output pause reading until they fall under a quarter. That
+ *     backlog is not the client's fault, but it is memory, so the client is
+ *     slowed instead of cut.
+ * Unread output deliberately does not pause reading: a paused client that
+ * never reads would sit below max_output for ever and never be cut.
+ *
+ * The process must ignore SIGPIPE: libuv writes with write(2), and a client
+ * that went away would otherwise kill the agent.
+ */
+#include "agent/local.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wire/wire.h"
+
+/* The one read buffer of a server: libuv reads one stream at a time. */
+#define LOCAL_READ_SIZE (64u << 10)
+
+/* What a queued slot is taken to cost when deciding to pause reading. */
+#define LOCAL_SLOT_COST 64u
+
+struct agent_local_slot {
+	agent_local_slot *next;
+	agent_local_conn *conn; /* NULL once the connection let go */
+	uint8_t *response;      /* header and payload, when filled early */
+	size_t len;
+	bool filled;
+};
+
+struct agent_local_conn {
+	uv_pipe_t pipe;
+	agent_local *server;
+	agent_local_conn *prev, *next;
+	wire_decoder decoder;
+	agent_local_slot *head, *tail; /* responses not yet in out */
+	size_t queued;                 /* slots in the queue */
+	size_t held;                   /* bytes kept in filled slots */
+	revokd_buf out;                /* ready, not yet handed to libuv */
+	revokd_buf inflight;           /* what the write in flight sends */
+	size_t inflight_off;           /* bytes of inflight written */
+	size_t inflight_chunk;         /* bytes the write in flight covers */
+	uv_write_t write_req;
+	bool reading;  /* uv_read_start is in effect */
+	bool paused;   /* reading paused for the handler backlog */
+	bool writing;  /* a uv_write is in flight */
+	bool in_batch; /* inside on_frames or on_oversize: write after */
+	bool draining; /* no more requests: close once all is written */
+	bool closing;  /* uv_close called */
+};
+
+struct agent_local {
+	uv_loop_t *loop;
+	uv_pipe_t listener;
+	agent_local_config cfg; /* name and path point at our copies */
+	char *name, *path;
+	dev_t sock_dev; /* the socket file we made, to remove only it */
+	ino_t sock_ino;
+	agent_local_conn *conns; /* open and closing */
+	unsigned open;           /* connections not closing */
+	unsigned handles;        /* listener and connections not closed */
+	bool stopping;
+	uint8_t *readbuf;
+	agent_local_frame *frames; /* one read's frames, reused */
+	size_t frames_cap;
+	agent_local_stats stats;
+};
+
+static void local__close(agent_local_conn *c);
+static void local__flush(agent_local_conn *c);
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void local__log(agent_local *s, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+local__log(agent_local *s, const char *event, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	if (s->cfg.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	s->cfg.log(s->cfg.arg, event, detail);
+}
+
+static revokd_err local__fail(char *err, size_t err_len, revokd_err code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Write the reason into err and return code. */
+static revokd_err
+local__fail(char *err, size_t err_len, revokd_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && err_len > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, err_len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* Append one frame (header and payload) to b. */
+static revokd_err
+local__append_frame(revokd_buf *b, const uint8_t *payload, size_t len)
+{
+	revokd_err err = revokd_buf_reserve(b, WIRE_HEADER_LEN + len);
+	uint8_t *p;
+
+	if (err != REVOKD_OK)
+		return err;
+	p = b->data + b->len;
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	if (len > 0)
+		memcpy(p + WIRE_HEADER_LEN, payload, len);
+	b->len += WIRE_HEADER_LEN + len;
+	return REVOKD_OK;
+}
+
+/*
+ * Empty b, and give its memory back when a burst made it large: an idle
+ * connection should not keep max_output bytes for ever.
+ */
+static void
+local__buf_clear(revokd_buf *b)
+{
+	b->len = 0;
+	if (b->cap > 2 * LOCAL_READ_SIZE)
+		revokd_buf_free(b);
+}
+
+/* libuv takes lengths as unsigned int and returns counts as int. */
+static size_t
+local__chunk(size_t n)
+{
+	return n > INT_MAX ? INT_MAX : n;
+}
+
+static void
+local__sockaddr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Slots                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A new unfilled slot at the tail of c's queue; NULL without memory. */
+static agent_local_slot *
+local__slot_append(agent_local_conn *c)
+{
+	agent_local_slot *slot = calloc(1, sizeof(*slot));
+
+	if (slot == NULL)
+		return NULL;
+	slot->conn = c;
+	if (c->tail != NULL)
+		c->tail->next = slot;
+	else
+		c->head = slot;
+	c->tail = slot;
+	c->queued++;
+	return slot;
+}
+
+/* Remove the head of c's queue and free it. */
+static void
+local__slot_pop(agent_local_conn *c)
+{
+	agent_local_slot *slot = c->head;
+
+	c->head = slot->next;
+	if (c->head == NULL)
+		c->tail = NULL;
+	c->queued--;
+	free(slot->response);
+	free(slot);
+}
+
+/*
+ * Let go of every slot: filled ones are freed (their output is dropped),
+ * unfilled ones stay with whoever must fill them, and free themselves then.
+ */
+static void
+local__slots_release(agent_local_conn *c)
+{
+	agent_local_slot *slot = c->head, *next;
+
+	for (; slot != NULL; slot = next) {
+		next = slot->next;
+		if (slot->filled) {
+			free(slot->response);
+			free(slot);
+		} else {
+			slot->conn = NULL;
+			slot->next = NULL;
+		}
+	}
+	c->head = c->tail = NULL;
+	c->queued = c->held = 0;
+}
+
+/* Move the filled slots at the head of the queue into c->out. */
+static revokd_err
+local__slots_advance(agent_local_conn *c)
+{
+	while (c->head != NULL && c->head->filled) {
+		agent_local_slot *slot = c->head;
+
+		if (revokd_buf_append(&c->out, slot->response, slot->len) !=
+		    REVOKD_OK)
+			return REVOKD_ENOMEM;
+		c->held -= slot->len;
+		local__slot_pop(c);
+	}
+	return REVOKD_OK;
+}
+
+/* Keep a response for a slot that must wait for those before it. */
+static revokd_err
+local__slot_hold(agent_local_conn *c, agent_local_slot *slot,
+    const uint8_t *payload, size_t len)
+{
+	revokd_buf b = { 0 };
+
+	if (local__append_frame(&b, payload, len) != REVOKD_OK)
+		return REVOKD_ENOMEM;
+	slot->response = b.data;
+	slot->len = b.len;
+	slot->filled = true;
+	c->held += b.len;
+	return REVOKD_OK;
+}
+
+revokd_err
+agent_local_fill(agent_local_slot *slot, const uint8_t *payload, size_t len)
+{
+	agent_local_conn *c = slot->conn;
+	revokd_err err;
+
+	assert(!slot->filled);
+	if (c == NULL) {
+		free(slot);
+		return REVOKD_OK;
+	}
+	if (len > UINT32_MAX)
+		err = REVOKD_ETOOBIG;
+	else if (slot != c->head)
+		err = local__slot_hold(c, slot, payload, len);
+	else if ((err = local__append_frame(&c->out, payload, len)) ==
+	         REVOKD_OK) {
+		/* The head answered: it and the filled ones behind it go. */
+		local__slot_pop(c);
+		slot = NULL;
+		err = local__slots_advance(c);
+	}
+	if (err == REVOKD_OK) {
+		local__flush(c);
+		return REVOKD_OK;
+	}
+	/* A hole in the response stream cannot be mended: give up on c. */
+	local__log(c->server, "error", "%s: cannot answer a request: %s",
+	    c->server->name, revokd_strerror(err));
+	local__close(c);
+	free(slot); /* let go of by local__close, or already gone */
+	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Closing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void
+local__server_free(agent_local *s)
+{
+	free(s->readbuf);
+	free(s->frames);
+	free(s->name);
+	free(s->path);
+	free(s);
+}
+
+/* One of s's handles has closed; the last one after stop frees s. */
+static void
+local__handle_closed(agent_local *s)
+{
+	assert(s->handles > 0);
+	if (--s->handles == 0 && s->stopping)
+		local__server_free(s);
+}
+
+static void
+local__on_listener_closed(uv_handle_t *h)
+{
+	local__handle_closed(h->data);
+}
+
+static void
+local__on_conn_closed(uv_handle_t *h)
+{
+	agent_local_conn *c = h->data;
+	agent_local *s = c->server;
+
+	wire_decoder_free(&c->decoder);
+	revokd_buf_free(&c->out);
+	revokd_buf_free(&c->inflight);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c);
+	local__handle_closed(s);
+}
+
+/*
+ * Close c now, dropping its output. Its memory stays until the close
+ * callback (libuv cancels the write in flight first, and a caller up the
+ * stack may still hold c), but its slots are let go at once.
+ */
+static void
+local__close(agent_local_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	local__slots_release(c);
+	c->server->open--;
+	uv_close((uv_handle_t *)&c->pipe, local__on_conn_closed);
+}
+
+/* An I/O error ends c; a client that just went away is not worth a log. */
+static void
+local__io_error(agent_local_conn *c, const char *what, int r)
+{
+	if (r != UV_EPIPE && r != UV_ECONNRESET)
+		local__log(c->server, "error", "%s: %s: %s", c->server->name,
+		    what, uv_strerror(r));
+	local__close(c);
+}
+
+void
+agent_local_stop(agent_local *s)
+{
+	struct stat st;
+
+	if (s == NULL || s->stopping)
+		return;
+	s->stopping = true;
+	/*
+	 * Remove the file before closing the socket, and only if it is still
+	 * ours: afterwards another agent may already have bound the path.
+	 */
+	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
+	    st.st_ino == s->sock_ino)
+		unlink(s->path);
+	uv_close((uv_handle_t *)&s->listener, local__on_listener_closed);
+	for (agent_local_conn *c = s->conns; c != NULL; c = c->next)
+		local__close(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void local__on_write(uv_write_t *req, int status);
+
+/* Hand the unwritten part of c->inflight to libuv. */
+static int
+local__write_inflight(agent_local_conn *c)
+{
+	size_t n = local__chunk(c->inflight.len - c->inflight_off);
+	uv_buf_t b = uv_buf_init((char *)c->inflight.data + c->inflight_off,
+	    (unsigned)n);
+	int r = uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &b, 1,
+	    local__on_write);
+
+	if (r == 0) {
+		c->writing = true;
+		c->inflight_chunk = n;
+	}
+	return r;
+}
+
+/*
+ * Write c->out: what the socket takes now directly, the rest through one
+ * uv_write. Only when no write is in flight.
+ */
+static int
+local__write(agent_local_conn *c)
+{
+	uv_buf_t b = uv_buf_init((char *)c->out.data,
+	    (unsigned)local__chunk(c->out.len));
+	int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+	revokd_buf spare;
+
+	if (n == UV_EAGAIN)
+		n = 0;
+	if (n < 0)
+		return n;
+	if ((size_t)n == c->out.len) {
+		local__buf_clear(&c->out);
+		return 0;
+	}
+	/* Swap rather than copy: inflight is empty and keeps its memory. */
+	spare = c->inflight;
+	c->inflight = c->out;
+	c->out = spare;
+	c->inflight_off = (size_t)n;
+	return local__write_inflight(c);
+}
+
+static void
+local__on_write(uv_write_t *req, int status)
+{
+	agent_local_conn *c = req->data;
+	int r;
+
+	c->writing = false;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		local__io_error(c, "write", status);
+		return;
+	}
+	c->inflight_off += c->inflight_chunk;
+	if (c->inflight_off < c->inflight.len) {
+		if ((r = local__write_inflight(c)) != 0)
+			local__io_error(c, "write", r);
+		return;
+	}
+	c->inflight_off = 0;
+	local__buf_clear(&c->inflight);
+	local__flush(c);
+}
+
+/* Output the client has not read yet. */
+static size_t
+local__unwritten(const agent_local_conn *c)
+{
+	return c->out.len + (c->inflight.len - c->inflight_off);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void local__on_read(uv_stream_t *stream, ssize_t nread,
+    const uv_buf_t *buf);
+
+static void
+local__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	agent_local_conn *c = h->data;
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->server->readbuf, LOCAL_READ_SIZE);
+}
+
+/* Whether the handler backlog says to pause, with hysteresis. */
+static bool
+local__backlogged(agent_local_conn *c)
+{
+	size_t high = c->server->cfg.max_output / 2;
+	size_t backlog = c->held + c->queued * LOCAL_SLOT_COST;
+
+	c->paused = c->paused ? backlog > high / 2 : backlog > high;
+	return c->paused;
+}
+
+/* Start or stop reading as the state of c says. */
+static void
+local__update_reading(agent_local_conn *c)
+{
+	bool want = !c->closing && !c->draining && !local__backlogged(c);
+	int r;
+
+	if (want == c->reading)
+		return;
+	if (!want) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+		return;
+	}
+	if ((r = uv_read_start((uv_stream_t *)&c->pipe, local__on_alloc,
+	         local__on_read)) != 0) {
+		local__io_error(c, "read", r);
+		return;
+	}
+	c->reading = true;
+}
+
+/*
+ * After a batch or a fill: write what is ready, cut a client that does not
+ * read, close a drained one, and pause or resume reading.
+ */
+static void
+local__flush(agent_local_conn *c)
+{
+	agent_local *s = c->server;
+	int r;
+
+	if (c->closing || c->in_batch)
+		return;
+	if (!c->writing && c->out.len > 0 && (r = local__write(c)) != 0) {
+		local__io_error(c, "write", r);
+		return;
+	}
+	if (local__unwritten(c) > s->cfg.max_output) {
+		s->stats.cut_slow++;
+		local__log(s, "cut_slow", "%s: %zu bytes unread by a client",
+		    s->name, local__unwritten(c));
+		local__close(c);
+		return;
+	}
+	if (c->draining && c->head == NULL && c->out.len == 0 && !c->writing) {
+		local__close(c);
+		return;
+	}
+	local__update_reading(c);
+}
+
+static revokd_err
+local__frames_grow(agent_local *s)
+{
+	size_t cap = s->frames_cap ? s->frames_cap * 2 : 64;
+	agent_local_frame *f = realloc(s->frames, cap * sizeof(*f));
+
+	if (f == NULL)
+		return REVOKD_ENOMEM;
+	s->frames = f;
+	s->frames_cap = cap;
+	return REVOKD_OK;
+}
+
+/* Undo local__pull's slots after mark: they were never handed out. */
+static void
+local__unpull(agent_local_conn *c, agent_local_slot *mark, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c->server->frames[i].slot);
+	c->tail = mark;
+	if (mark != NULL)
+		mark->next = NULL;
+	else
+		c->head = NULL;
+	c->queued -= n;
+}
+
+/*
+ * Every whole frame the decoder holds into s->frames, each with a new slot.
+ * The frames stay valid together until the next feed: wire_decoder_next
+ * only moves a read offset forward.
+ */
+static revokd_err
+local__pull(agent_local_conn *c, size_t *out)
+{
+	agent_local *s = c->server;
+	agent_local_slot *mark = c->tail, *slot;
+	const uint8_t *data;
+	size_t len, n = 0;
+
+	while (wire_decoder_next(&c->decoder, &data, &len) == REVOKD_OK) {
+		if ((n == s->frames_cap &&
+		        local__frames_grow(s) != REVOKD_OK) ||
+		    (slot = local__slot_append(c)) == NULL) {
+			local__unpull(c, mark, n);
+			return REVOKD_ENOMEM;
+		}
+		s->frames[n++] = (agent_local_frame){ data, len, slot };
+	}
+	*out = n;
+	return REVOKD_OK;
+}
+
+/* Give the oversize frame its slot and answer; no more requests after. */
+static void
+local__oversize(agent_local_conn *c)
+{
+	agent_local *s = c->server;
+	/* The decoder stopped at the oversize header: it is next. */
+	const uint8_t *p = c->decoder.buf + c->decoder.off;
+	size_t declared =
+	    (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+	agent_local_slot *slot = local__slot_append(c);
+
+	if (slot == NULL) {
+		local__close(c);
+		return;
+	}
+	s->stats.oversize++;
+	local__log(s, "oversize", "%s: a request of %zu bytes (limit %zu)",
+	    s->name, declared, s->cfg.max_frame);
+	c->draining = true;
+	c->in_batch = true;
+	s->cfg.on_oversize(s->cfg.arg, slot, declared);
+	c->in_batch = false;
+}
+
+/* Bytes arrived in the read buffer: hand over the frames, then write. */
+static void
+local__take(agent_local_conn *c, size_t nread)
+{
+	agent_local *s = c->server;
+	revokd_err fed = wire_decoder_feed(&c->decoder, s->readbuf, nread);
+	size_t n;
+
+	if (fed == REVOKD_ENOMEM || local__pull(c, &n) != REVOKD_OK) {
+		local__log(s, "error", "%s: out of memory reading a request",
+		    s->name);
+		local__close(c);
+		return;
+	}
+	if (n > 0) {
+		s->stats.requests += n;
+		c->in_batch = true;
+		s->cfg.on_frames(s->cfg.arg, c, s->frames, n);
+		c->in_batch = false;
+	}
+	/* The handler may have stopped the server or cut c meanwhile. */
+	if (fed == REVOKD_ETOOBIG && !c->closing && !c->draining)
+		local__oversize(c);
+	local__flush(c);
+}
+
+/* The client will send no more: answer what it asked, unless cut short. */
+static void
+local__eof(agent_local_conn *c)
+{
+	c->reading = false; /* libuv stops reading at EOF */
+	if (c->decoder.len > c->decoder.off) {
+		local__log(c->server, "truncated",
+		    "%s: a client left in the middle of a request",
+		    c->server->name);
+		local__close(c);
+		return;
+	}
+	c->draining = true;
+	local__flush(c);
+}
+
+static void
+local__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	agent_local_conn *c = stream->data;
+
+	(void)buf;
+	if (nread > 0) {
+		local__take(c, (size_t)nread);
+	} else if (nread == UV_EOF) {
+		local__eof(c);
+	} else if (nread < 0) {
+		local__io_error(c, "read", (int)nread);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accepting                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void
+local__accept(agent_local *s)
+{
+	agent_local_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		/* libuv then waits for an accept that never comes: say so. */
+		local__log(s, "error", "%s: out of memory accepting", s->name);
+		return;
+	}
+	uv_pipe_init(s->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	c->write_req.data = c;
+	c->server = s;
+	wire_decoder_init(&c->decoder, s->cfg.max_frame);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->handles++;
+	s->open++;
+	if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->pipe) !=
+	    0) {
+		local__close(c);
+	} else if (s->open > s->cfg.max_connections) {
+		/* Accepted only to be closed: else it waits in the backlog. */
+		s->stats.refused++;
+		local__log(s, "refused", "%s: %u connections open already",
+		    s->name, s->cfg.max_connections);
+		local__close(c);
+	} else {
+		s->stats.accepted++;
+		local__update_reading(c);
+	}
+}
+
+static void
+local__on_connection(uv_stream_t *listener, int status)
+{
+	agent_local *s = listener->data;
+
+	if (status < 0)
+		local__log(s, "error", "%s: accept: %s", s->name,
+		    uv_strerror(status));
+	else
+		local__accept(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Starting                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static revokd_err
+local__check_config(const agent_local_config *c, char *err, size_t err_len)
+{
+	struct sockaddr_un sa;
+
+	if (c->path == NULL || c->path[0] == '\0')
+		return local__fail(err, err_len, REVOKD_EINVAL,
+		    "local socket: no path");
+	if (strlen(c->path) >= sizeof(sa.sun_path))
+		return local__fail(err, err_len, REVOKD_EINVAL,
+		    "%s: socket path longer than %zu bytes", c->path,
+		    sizeof(sa.sun_path) - 1);
+	if ((c->mode & ~0777u) != 0)
+		return local__fail(err, err_len, REVOKD_EINVAL,
+		    "%s: socket mode %o has bits beyond 0777", c->path,
+		    c->mode);
+	if (c->max_frame == 0 || c->max_frame > UINT32_MAX ||
+	    c->max_output == 0 || c->max_connections == 0 ||
+	    c->on_frames == NULL || c->on_oversize == NULL)
+		return local__fail(err, err_len, REVOKD_EINVAL,
+		    "%s: invalid server limits or handlers", c->path);
+	return REVOKD_OK;
+}
+
+/*
+ * Whether something accepts connections at path. A non-blocking connect
+ * cannot hang on a live server whose backlog is full: that is EAGAIN.
+ */
+static revokd_err
+local__probe(const char *path, char *err, size_t err_len)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc, e;
+
+	if (fd < 0)
+		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		    "%s: socket: %s", path, strerror(errno));
+	local__sockaddr(&sa, path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	e = errno;
+	close(fd);
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
+		return local__fail(err, err_len, REVOKD_EEXIST,
+		    "%s: another process is serving this socket", path);
+	if (e == ECONNREFUSED || e == ENOENT)
+		return REVOKD_OK;
+	return local__fail(err, err_len, revokd_err_from_errno(e),
+	    "%s: cannot tell whether the socket is in use: %s", path,
+	    strerror(e));
+}
+
+/* Make path free for bind: nothing there, or a stale socket removed. */
+static revokd_err
+local__clear_path(const agent_local_config *c, char *err, size_t err_len)
+{
+	struct stat st;
+	revokd_err rc;
+
+	if (lstat(c->path, &st) != 0) {
+		if (errno == ENOENT)
+			return REVOKD_OK;
+		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		    "%s: %s", c->path, strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return local__fail(err, err_len, REVOKD_EINVAL,
+		    "%s: exists and is not a socket; leaving it alone",
+		    c->path);
+	if ((rc = local__probe(c->path, err, err_len)) != REVOKD_OK)
+		return rc;
+	if (unlink(c->path) != 0 && errno != ENOENT)
+		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		    "%s: cannot remove the stale socket: %s", c->path,
+		    strerror(errno));
+	return REVOKD_OK;
+}
+
+/*
+ * A socket bound to path, with exactly mode. bind() creates the file with
+ * 0777 & ~umask, so the umask is ~mode around that one call: the file is
+ * never more permissive than asked, not for an instant. (The umask is
+ * per process: start servers before other threads create files.) The chmod
+ * after is for a directory whose default ACL overrides the umask; it comes
+ * before listen, while a connect would be refused anyway.
+ */
+static revokd_err
+local__bind(agent_local *s, int *out, char *err, size_t err_len)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const char *what;
+	mode_t old;
+	int rc, e;
+
+	if (fd < 0)
+		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		    "%s: socket: %s", s->path, strerror(errno));
+	local__sockaddr(&sa, s->path);
+	old = umask((mode_t)(~s->cfg.mode & 0777));
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	e = errno;
+	umask(old);
+	if (rc != 0) {
+		what = "bind";
+		goto fail;
+	}
+	if (chmod(s->path, s->cfg.mode) != 0 || lstat(s->path, &st) != 0) {
+		e = errno;
+		what = "chmod";
+		unlink(s->path);
+		goto fail;
+	}
+	s->sock_dev = st.st_dev;
+	s->sock_ino = st.st_ino;
+	*out = fd;
+	return REVOKD_OK;
+fail:
+	close(fd);
+	return local__fail(err, err_len, revokd_err_from_errno(e), "%s: %s: %s",
+	    s->path, what, strerror(e));
+}
+
+static agent_local *
+local__server_new(uv_loop_t *loop, const agent_local_config *c)
+{
+	agent_local *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->loop = loop;
+	s->cfg = *c;
+	s->name = strdup(c->name != NULL ? c->name : "local");
+	s->path = strdup(c->path);
+	s->readbuf = malloc(LOCAL_READ_SIZE);
+	if (s->name == NULL || s->path == NULL || s->readbuf == NULL) {
+		local__server_free(s);
+		return NULL;
+	}
+	s->cfg.name = s->name;
+	s->cfg.path = s->path;
+	return s;
+}
+
+/*
+ * Hand the bound socket to libuv and listen. On failure the listener is
+ * closing: s is freed by its close callback when the loop runs.
+ */
+static revokd_err
+local__listen(agent_local *s, int fd, char *err, size_t err_len)
+{
+	int r;
+
+	uv_pipe_init(s->loop, &s->listener, 0);
+	s->listener.data = s;
+	s->handles = 1;
+	if ((r = uv_pipe_open(&s->listener, fd)) != 0)
+		close(fd);
+	else
+		r = uv_listen((uv_stream_t *)&s->listener, SOMAXCONN,
+		    local__on_connection);
+	if (r == 0)
+		return REVOKD_OK;
+	unlink(s->path);
+	s->stopping = true;
+	uv_close((uv_handle_t *)&s->listener, local__on_listener_closed);
+	return local__fail(err, err_len, REVOKD_EIO, "%s: listen: %s", s->path,
+	    uv_strerror(r));
+}
+
+revokd_err
+agent_local_start(uv_loop_t *loop, const agent_local_config *c,
+    agent_local **out, char *err, size_t err_len)
+{
+	agent_local *s;
+	revokd_err rc;
+	int fd = -1;
+
+	if ((rc = local__check_config(c, err, err_len)) != REVOKD_OK ||
+	    (rc = local__clear_path(c, err, err_len)) != REVOKD_OK)
+		return rc;
+	if ((s = local__server_new(loop, c)) == NULL)
+		return local__fail(err, err_len, REVOKD_ENOMEM,
+		    "%s: out of memory", c->path);
+	if ((rc = local__bind(s, &fd, err, err_len)) != REVOKD_OK) {
+		local__server_free(s);
+		return rc;
+	}
+	if ((rc = local__listen(s, fd, err, err_len)) != REVOKD_OK)
+		return rc;
+	*out = s;
+	return REVOKD_OK;
+}
+
+unsigned
+agent_local_connections(const agent_local *s)
+{
+	return s->open;
+}
+
+void
+agent_local_get_stats(const agent_local *s, agent_local_stats *out)
+{
+	*out = s->stats;
+}

@@ -12,6 +12,13 @@
  * the handler at once, so it can answer them from one store snapshot; the
  * responses it fills during that call leave in one write.
  *
+ * Reading from a connection pauses while the answers waiting behind an
+ * unfilled slot pass half of max_output, and resumes below a quarter.
+ * Unwritten output does not pause reading (a client that never reads must
+ * reach the cut), so max_output must be well above what one 64 KiB read of
+ * requests can produce as answers. End of input at a frame boundary (a
+ * client that half-closes) is answered before the connection closes.
+ *
  * Theory of protection. One connection's trouble stays with it:
  *   - a frame whose header declares more than max_frame gets a TOO_BIG
  *     response from the handler (on_oversize) and the connection is closed
@@ -20,8 +27,11 @@
  *     never reads) is closed at once, its output dropped;
  *   - past max_connections, new connections are accepted and closed;
  *   - a connection that closes mid-frame is just closed.
- * The socket file is created with the given mode (umask does not apply);
- * a stale socket file from a dead agent is replaced, a live one is not.
+ * The socket file is created with the given mode (the umask is set around
+ * bind, so servers start before other threads create files); a stale
+ * socket file from a dead agent is replaced, a live one is not. Log events:
+ * "refused", "cut_slow", "oversize", "truncated", "error". The process must
+ * ignore SIGPIPE.
  */
 #ifndef AGENT_LOCAL_H
 #define AGENT_LOCAL_H
@@ -75,7 +85,8 @@ typedef struct agent_local_config {
 
 /*
  * Listen on c->path. REVOKD_EEXIST when another process is serving it,
- * other errors with err naming the path and the reason.
+ * other errors with err naming the path and the reason. After a failure
+ * the caller runs the loop once more (libuv may still be closing handles).
  */
 revokd_err agent_local_start(uv_loop_t *loop, const agent_local_config *c,
     agent_local **out, char *err, size_t err_len);
@@ -89,8 +100,10 @@ void agent_local_stop(agent_local *s);
 
 /*
  * Answer a request: payload is the response (the header is added). The
- * slot is used up. Filling a slot of a closed connection is allowed and
- * does nothing.
+ * slot is used up, even on error; an error (ENOMEM) closes the connection,
+ * whose answers could no longer stay in order. Filling a slot of a closed
+ * connection is allowed and does nothing. May be called from on_frames and
+ * on_oversize, as may agent_local_stop.
  */
 revokd_err agent_local_fill(agent_local_slot *slot, const uint8_t *payload,
     size_t len);

@@ -78,7 +78,7 @@ revokd_err wire_decoder_feed(wire_decoder *d, const void *data, size_t len);
 
 /*
  * The next whole frame's payload (without header) into *frame, *len: valid
- * until the next call on d. REVOKD_EAGAIN when no whole frame is buffered;
+ * until the next feed or free of d (pulling more frames keeps it valid). REVOKD_EAGAIN when no whole frame is buffered;
  * REVOKD_ETOOBIG when the next frame is the oversize one.
  */
 revokd_err wire_decoder_next(wire_decoder *d, const uint8_t **frame,
