@@ -837,6 +837,13 @@ engine_tick(engine *e, uint64_t now)
 	}
 }
 
+void
+engine_save(engine *e, uint64_t now)
+{
+	e->wm_dirty = true;
+	engine__wm_save(e, now);
+}
+
 static uint64_t
 engine__min(uint64_t a, uint64_t b)
 {

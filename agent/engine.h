@@ -192,6 +192,9 @@ revokd_err engine_local(engine *e, const engine_op *ops, size_t n, uint64_t now,
 /* Run timers due at now: heartbeats, pings, reconciliation, pruning. */
 void engine_tick(engine *e, uint64_t now);
 
+/* Save the watermarks to the store now (before a clean shutdown). */
+void engine_save(engine *e, uint64_t now);
+
 /* When the engine next wants engine_tick (never later than 1 s away). */
 uint64_t engine_next_tick(const engine *e, uint64_t now);
 

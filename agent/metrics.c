@@ -1,0 +1,367 @@
+/*
+ * metrics.c: /metrics (Prometheus text) and /healthz (JSON) over nng's HTTP
+ * server. The handlers run on nng's threads: they only copy a snapshot that
+ * the loop rebuilds at every tick (at least every 250 ms), under a mutex.
+ * /healthz adds the time since the snapshot to its staleness, so it never
+ * reports fresher than the truth.
+ */
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+
+struct agent_metrics {
+	nng_url *url;
+	nng_http_server *server;
+	pthread_mutex_t mu;
+	char *text;            /* /metrics body */
+	char *health;          /* /healthz body, without staleness */
+	uint64_t staleness_ms; /* at snap_us */
+	uint64_t snap_us;
+	uint64_t max_staleness_ms;
+	char region[WIRE_NAME_MAX + 1];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Building the snapshot (loop thread)                                      */
+/* ------------------------------------------------------------------------ */
+
+static void
+put(revokd_buf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		(void)revokd_buf_append(b, line,
+		    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* A metric's HELP and TYPE lines. */
+static void
+head(revokd_buf *b, const char *name, const char *type, const char *help)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metrics_agent(agent *a, revokd_buf *b, const char *r)
+{
+	engine_stats es;
+
+	engine_get_stats(a->engine, &es);
+	head(b, "revokd_entries", "gauge", "Entries in the store.");
+	put(b, "revokd_entries{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)crdt_store_count(a->store));
+	head(b, "revokd_staleness_seconds", "gauge",
+	    "How old the oldest origin region's known writes may be.");
+	put(b, "revokd_staleness_seconds{region=\"%s\"} %.3f\n", r,
+	    agent_staleness_ms(a) / 1000.0);
+	head(b, "revokd_checks_total", "counter", "Checks answered.");
+	put(b, "revokd_checks_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)a->checks);
+	head(b, "revokd_checks_revoked_total", "counter",
+	    "Checks answered with a revoked verdict.");
+	put(b, "revokd_checks_revoked_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)a->check_revoked);
+	head(b, "revokd_writes_total", "counter", "Admin writes committed.");
+	put(b, "revokd_writes_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)a->writes);
+	head(b, "revokd_write_errors_total", "counter",
+	    "Admin writes refused by the store.");
+	put(b, "revokd_write_errors_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)a->write_errors);
+	head(b, "revokd_merges_total", "counter",
+	    "Entries from peers that changed local state.");
+	put(b, "revokd_merges_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)es.entries_changed);
+	head(b, "revokd_repairs_total", "counter",
+	    "Reconciliation sessions finished.");
+	put(b, "revokd_repairs_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)es.recon_done);
+	head(b, "revokd_pruned_total", "counter", "Expired entries pruned.");
+	put(b, "revokd_pruned_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)es.pruned);
+	head(b, "revokd_confirm_lag_seconds", "gauge",
+	    "Mean time from commit to a peer's confirmation of waited writes.");
+	put(b, "revokd_confirm_lag_seconds{region=\"%s\"} %.3f\n", r,
+	    a->confirm_lag_n
+	        ? a->confirm_lag_ms_sum / 1000.0 / (double)a->confirm_lag_n
+	        : 0.0);
+}
+
+static void
+metrics_peers(agent *a, revokd_buf *b, const char *r)
+{
+	uint64_t now_us = agent_now_us();
+	static const char *const heads[][3] = {
+		{ "revokd_peer_connected", "gauge", "1 when the link is up." },
+		{ "revokd_peer_synced", "gauge",
+		    "1 when the peer's freshness claims count." },
+		{ "revokd_peer_rtt_seconds", "gauge",
+		    "Round trip, ping/pong." },
+		{ "revokd_peer_clock_offset_seconds", "gauge",
+		    "Peer clock minus ours." },
+		{ "revokd_peer_lag_seconds", "gauge",
+		    "Age of what we know the peer's region wrote." },
+		{ "revokd_peer_backlog", "gauge", "Entries waiting for it." },
+		{ "revokd_peer_bytes_sent_total", "counter",
+		    "Bytes sent, by kind (delta, repair, control)." },
+		{ "revokd_peer_bytes_received_total", "counter",
+		    "Bytes received." },
+	};
+
+	for (size_t m = 0; m < sizeof(heads) / sizeof(heads[0]); m++) {
+		head(b, heads[m][0], heads[m][1], heads[m][2]);
+		for (unsigned i = 0; i < a->cfg.n_peers; i++) {
+			const char *p = a->cfg.peers[i].name;
+			uint64_t wm =
+			    engine_watermark(a->engine, a->cfg.peers[i].id);
+			engine_peer_status st;
+
+			engine_get_peer_status(a->engine, i, &st);
+			switch (m) {
+			case 0:
+			case 1:
+				put(b, "%s{region=\"%s\",peer=\"%s\"} %d\n",
+				    heads[m][0], r, p,
+				    m == 0 ? st.up : st.synced);
+				break;
+			case 2:
+			case 3:
+				put(b, "%s{region=\"%s\",peer=\"%s\"} %.6f\n",
+				    heads[m][0], r, p,
+				    m == 2 ? st.rtt_us / 1e6
+				           : st.offset_us / 1e6);
+				break;
+			case 4:
+				put(b, "%s{region=\"%s\",peer=\"%s\"} %.3f\n",
+				    heads[m][0], r, p,
+				    now_us > wm ? (now_us - wm) / 1e6 : 0.0);
+				break;
+			case 5:
+				put(b, "%s{region=\"%s\",peer=\"%s\"} %zu\n",
+				    heads[m][0], r, p, st.backlog);
+				break;
+			case 6:
+				put(b,
+				    "%s{region=\"%s\",peer=\"%s\",kind="
+				    "\"delta\"}"
+				    " %llu\n%s{region=\"%s\",peer=\"%s\","
+				    "kind=\"repair\"} %llu\n%s{region=\"%s\","
+				    "peer=\"%s\",kind=\"control\"} %llu\n",
+				    heads[m][0], r, p,
+				    (unsigned long long)st.sent.delta,
+				    heads[m][0], r, p,
+				    (unsigned long long)st.sent.repair,
+				    heads[m][0], r, p,
+				    (unsigned long long)st.sent.control);
+				break;
+			default:
+				put(b, "%s{region=\"%s\",peer=\"%s\"} %llu\n",
+				    heads[m][0], r, p,
+				    (unsigned long long)st.bytes_received);
+			}
+		}
+	}
+}
+
+/* /healthz without the time-dependent fields, as JSON text. */
+static char *
+metrics_health(agent *a)
+{
+	json_t *o = json_object(), *peers = json_array();
+	char *text;
+
+	for (unsigned i = 0; i < a->cfg.n_peers; i++) {
+		engine_peer_status st;
+
+		engine_get_peer_status(a->engine, i, &st);
+		json_array_append_new(peers,
+		    json_pack("{s:s,s:b,s:b,s:f,s:f}", "region",
+		        a->cfg.peers[i].name, "connected", st.up, "synced",
+		        st.synced, "clock_offset_ms", st.offset_us / 1000.0,
+		        "rtt_ms", st.rtt_us / 1000.0));
+	}
+	json_object_set_new(o, "region", json_string(a->cfg.region));
+	json_object_set_new(o, "entries",
+	    json_integer((json_int_t)crdt_store_count(a->store)));
+	json_object_set_new(o, "peers", peers);
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
+}
+
+void
+agent_metrics_refresh(agent *a)
+{
+	struct agent_metrics *m = a->metrics;
+	revokd_buf b = { 0 };
+	char *health;
+
+	if (m == NULL || a->engine == NULL)
+		return;
+	metrics_agent(a, &b, a->cfg.region);
+	metrics_peers(a, &b, a->cfg.region);
+	(void)revokd_buf_append(&b, "", 1);
+	health = metrics_health(a);
+	pthread_mutex_lock(&m->mu);
+	free(m->text);
+	free(m->health);
+	m->text = (char *)b.data;
+	m->health = health;
+	m->staleness_ms = agent_staleness_ms(a);
+	m->snap_us = agent_now_us();
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Serving (nng threads)                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void
+metrics_send(nng_aio *aio, uint16_t status, const char *type, const char *body)
+{
+	nng_http_res *res;
+
+	if (nng_http_res_alloc(&res) != 0) {
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, status);
+	nng_http_res_set_header(res, "Content-Type", type);
+	if (body != NULL &&
+	    nng_http_res_copy_data(res, body, strlen(body)) != 0) {
+		nng_http_res_free(res);
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+static void
+metrics_get_metrics(nng_aio *aio)
+{
+	nng_http_handler *h = nng_aio_get_input(aio, 1);
+	struct agent_metrics *m = nng_http_handler_get_data(h);
+	char *copy;
+
+	pthread_mutex_lock(&m->mu);
+	copy = m->text ? strdup(m->text) : NULL;
+	pthread_mutex_unlock(&m->mu);
+	metrics_send(aio, copy ? 200 : 503,
+	    "text/plain; version=0.0.4; charset=utf-8",
+	    copy ? copy : "starting\n");
+	free(copy);
+}
+
+static void
+metrics_get_health(nng_aio *aio)
+{
+	nng_http_handler *h = nng_aio_get_input(aio, 1);
+	struct agent_metrics *m = nng_http_handler_get_data(h);
+	uint64_t now_us = agent_now_us(), staleness = 0;
+	json_t *o = NULL;
+	char *text = NULL;
+	bool ok;
+
+	pthread_mutex_lock(&m->mu);
+	if (m->health != NULL) {
+		o = json_loads(m->health, 0, NULL);
+		staleness =
+		    m->staleness_ms +
+		    (now_us > m->snap_us ? (now_us - m->snap_us) / 1000 : 0);
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (o == NULL) {
+		metrics_send(aio, 503, "application/json",
+		    "{\"status\":\"starting\"}");
+		return;
+	}
+	ok = staleness <= m->max_staleness_ms;
+	json_object_set_new(o, "status", json_string(ok ? "ok" : "stale"));
+	json_object_set_new(o, "server_time_ms",
+	    json_integer((json_int_t)(now_us / 1000)));
+	json_object_set_new(o, "staleness_ms",
+	    json_integer((json_int_t)staleness));
+	json_object_set_new(o, "max_staleness_ms",
+	    json_integer((json_int_t)m->max_staleness_ms));
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	metrics_send(aio, ok ? 200 : 503, "application/json",
+	    text ? text : "{}");
+	free(text);
+}
+
+static int
+metrics_handler(struct agent_metrics *m, const char *path,
+    void (*fn)(nng_aio *))
+{
+	nng_http_handler *h;
+	int rv;
+
+	if ((rv = nng_http_handler_alloc(&h, path, fn)) != 0)
+		return rv;
+	if ((rv = nng_http_handler_set_data(h, m, NULL)) != 0 ||
+	    (rv = nng_http_server_add_handler(m->server, h)) != 0)
+		nng_http_handler_free(h);
+	return rv;
+}
+
+revokd_err
+agent_metrics_start(agent *a, char *err, size_t err_len)
+{
+	struct agent_metrics *m;
+	char url[AGENT_URL_MAX + 16];
+	int rv;
+
+	if (a->cfg.metrics[0] == '\0')
+		return REVOKD_OK;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return REVOKD_ENOMEM;
+	pthread_mutex_init(&m->mu, NULL);
+	m->max_staleness_ms = a->cfg.max_staleness_ms;
+	snprintf(url, sizeof(url), "http://%s", a->cfg.metrics);
+	if ((rv = nng_url_parse(&m->url, url)) != 0 ||
+	    (rv = nng_http_server_hold(&m->server, m->url)) != 0 ||
+	    (rv = metrics_handler(m, "/metrics", metrics_get_metrics)) != 0 ||
+	    (rv = metrics_handler(m, "/healthz", metrics_get_health)) != 0 ||
+	    (rv = nng_http_server_start(m->server)) != 0) {
+		snprintf(err, err_len, "metrics %s: %s", a->cfg.metrics,
+		    nng_strerror(rv));
+		agent_metrics_stop(m);
+		return REVOKD_EIO;
+	}
+	a->metrics = m;
+	agent_metrics_refresh(a);
+	return REVOKD_OK;
+}
+
+void
+agent_metrics_stop(struct agent_metrics *m)
+{
+	if (m == NULL)
+		return;
+	if (m->server != NULL) {
+		nng_http_server_stop(m->server);
+		nng_http_server_release(m->server);
+	}
+	if (m->url != NULL)
+		nng_url_free(m->url);
+	pthread_mutex_destroy(&m->mu);
+	free(m->text);
+	free(m->health);
+	free(m);
+}
