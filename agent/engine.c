@@ -69,6 +69,7 @@ engine__defaults(engine_config *c)
 	ENGINE__DEFAULT(max_frame, ENGINE__MAX_FRAME);
 	ENGINE__DEFAULT(max_batch, ENGINE__MAX_BATCH);
 	ENGINE__DEFAULT(backlog_max, ENGINE__BACKLOG);
+	ENGINE__DEFAULT(window, ENGINE__WINDOW);
 	ENGINE__DEFAULT(heartbeat_us, ENGINE__HEARTBEAT_US);
 	ENGINE__DEFAULT(ping_us, ENGINE__PING_US);
 	ENGINE__DEFAULT(recon_interval_us, ENGINE__RECON_INTERVAL_US);
@@ -336,7 +337,8 @@ engine__flush(engine *e, struct engine__peer *p, uint64_t now)
 		m.u.ack.seq = p->recv_seq;
 		p->ack_owed = false;
 		engine__send_msg(e, p, &m);
-	} else if (p->pending_count > 0) {
+	} else if (p->pending_count > 0 &&
+	    p->last_seq - p->acked_seq < e->cfg.window) {
 		engine__send_batch(e, p, now);
 	} else if (now >= p->last_heartbeat_us + e->cfg.heartbeat_us) {
 		/* Due even on a busy link, so freshness keeps moving. */
@@ -484,6 +486,7 @@ engine_peer_up(engine *e, unsigned peer, uint64_t now)
 	p->up = true;
 	p->sending = false;
 	p->last_seq = 0;
+	p->acked_seq = 0;
 	p->recv_seq = 0;
 	p->recv_ok = false;
 	p->claims_ok = false;
@@ -587,6 +590,8 @@ engine__dispatch(engine *e, struct engine__peer *p, const wire_peer_msg *m,
 		if (m->u.ack.seq > p->last_seq)
 			return REVOKD_EPROTO;
 		p->last_ack_us = now;
+		if (m->u.ack.seq > p->acked_seq)
+			p->acked_seq = m->u.ack.seq;
 		engine__unconf_ack(e, p, m->u.ack.seq);
 		return REVOKD_OK;
 	case WIRE_HEARTBEAT:

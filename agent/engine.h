@@ -13,10 +13,12 @@
  *
  *   Push. Every change of local state (a local write, or entries from a peer
  *   that changed something) is queued for every connected peer but the one
- *   it came from. One frame per peer is in flight at a time; what changes
- *   meanwhile is batched into the next frame. The receiver commits a batch
- *   in one transaction, acknowledges it, and relays what changed its state,
- *   so a broken direct link still delivers through a third region.
+ *   it came from. One frame per peer is with the host at a time, and at most
+ *   `window` Batches are unacknowledged; what changes meanwhile is batched
+ *   into the next frame, so batches grow to match the receiver's commits.
+ *   The receiver commits a batch in one transaction, acknowledges it, and
+ *   relays what changed its state, so a broken direct link still delivers
+ *   through a third region.
  *
  *   Backlog. What waits for a peer is bounded. On overflow the queue is
  *   dropped and the peer is repaired by reconciliation instead.
@@ -71,6 +73,7 @@ typedef struct engine_config {
 	size_t max_frame;           /* largest frame sent; default 1 MiB */
 	size_t max_batch;           /* entries per Batch; default 1024 */
 	size_t backlog_max;         /* entries queued per peer; default 65536 */
+	unsigned window;            /* unacknowledged Batches per peer; 4 */
 	uint64_t heartbeat_us;      /* idle heartbeat; default 50 ms */
 	uint64_t ping_us;           /* clock probe interval; default 1 s */
 	uint64_t recon_interval_us; /* periodic anti-entropy; default 60 s */

@@ -75,7 +75,8 @@ engine__heartbeat(engine *e, struct engine__peer *p, uint64_t now,
 	memset(m, 0, sizeof(*m));
 	m->hlc = crdt_clock_tick(&e->clock, now / 1000);
 	m->last_seq = p->last_seq;
-	if (!p->claims_ok)
+	/* Entries still waiting (behind the window) are not the peer's yet. */
+	if (!p->claims_ok || p->pending_count > 0)
 		return;
 	/* Ours: everything we made before now is in the stream already. */
 	m->watermarks[m->n_watermarks++] =

@@ -12,6 +12,7 @@
 #define ENGINE__MAX_FRAME WIRE_MAX_FRAME_DEFAULT
 #define ENGINE__MAX_BATCH WIRE_BATCH_MAX
 #define ENGINE__BACKLOG 65536
+#define ENGINE__WINDOW 4
 #define ENGINE__HEARTBEAT_US 50000
 #define ENGINE__PING_US 1000000
 #define ENGINE__RECON_INTERVAL_US 60000000
@@ -75,7 +76,8 @@ struct engine__peer {
 	uint32_t pending_count;
 	struct engine__mark *marks;
 	size_t n_marks, cap_marks;
-	uint64_t last_seq; /* of the last Batch sent on this connection */
+	uint64_t last_seq;  /* of the last Batch sent on this connection */
+	uint64_t acked_seq; /* of the last Batch it acknowledged */
 	struct engine__frame *ctl_head, *ctl_tail;
 	size_t n_ctl;
 	bool ack_owed;

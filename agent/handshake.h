@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "agent/tls.h"
 #include "agent/engine.h"
+#include "agent/tls.h"
 
 /* Who we are and whom we accept. */
 typedef struct agent_hs_config {
@@ -60,8 +60,7 @@ void agent_hs_free(agent_hs *hs);
  * naming the claimed region when there was one.
  */
 revokd_err agent_hs_receive(agent_hs *hs, const uint8_t *frame, size_t len,
-    time_t now, uint8_t **reply, size_t *reply_len, char *why,
-    size_t why_len);
+    time_t now, uint8_t **reply, size_t *reply_len, char *why, size_t why_len);
 
 /* True once both Hello and Auth have been received and verified. */
 bool agent_hs_done(const agent_hs *hs);

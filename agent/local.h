@@ -61,11 +61,11 @@ typedef struct agent_local_frame {
 
 /* What the server tells its owner. */
 typedef struct agent_local_config {
-	const char *name;       /* "query", "admin": for logs */
-	const char *path;       /* socket file */
-	unsigned mode;          /* of the socket file, e.g. 0660 */
-	size_t max_frame;       /* largest request payload */
-	size_t max_output;      /* unwritten bytes before a client is cut */
+	const char *name;  /* "query", "admin": for logs */
+	const char *path;  /* socket file */
+	unsigned mode;     /* of the socket file, e.g. 0660 */
+	size_t max_frame;  /* largest request payload */
+	size_t max_output; /* unwritten bytes before a client is cut */
 	unsigned max_connections;
 	void *arg;
 	/*
@@ -114,10 +114,10 @@ unsigned agent_local_connections(const agent_local *s);
 /* Counters since start. */
 typedef struct agent_local_stats {
 	uint64_t accepted;
-	uint64_t refused;   /* over max_connections */
+	uint64_t refused; /* over max_connections */
 	uint64_t requests;
 	uint64_t oversize;
-	uint64_t cut_slow;  /* closed for unread output */
+	uint64_t cut_slow; /* closed for unread output */
 } agent_local_stats;
 
 /* The counters into *out. */

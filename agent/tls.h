@@ -32,7 +32,7 @@
 #define AGENT_AUTH_CONTEXT "revokd-peer-auth-v1"
 
 /* Room for agent_auth_message. */
-#define AGENT_AUTH_MSG_MAX                                                    \
+#define AGENT_AUTH_MSG_MAX                                                     \
 	(sizeof(AGENT_AUTH_CONTEXT) + WIRE_NONCE_LEN + 2 * (WIRE_NAME_MAX + 1))
 
 /* Our CA, certificate and key, loaded and checked. */

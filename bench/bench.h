@@ -17,6 +17,8 @@ typedef struct bench_opts {
 	uint64_t seed;    /* for the random keys */
 	uint64_t batch;   /* entries per write transaction */
 	bool no_sync;     /* commit without fsync (to isolate CPU cost) */
+	uint64_t rate;    /* lag: revocations per second */
+	uint64_t seconds; /* lag: how long to send */
 } bench_opts;
 
 /* Monotonic time in seconds. */
@@ -28,6 +30,9 @@ double bench_now(void);
  */
 void bench_emit(const bench_opts *o, const char *suite, const char *metric,
     double value, const char *unit);
+
+/* qsort comparison of doubles. */
+int bench_cmp_double(const void *a, const void *b);
 
 /* The median of n values (sorts them). */
 double bench_median(double *v, unsigned n);
@@ -43,5 +48,7 @@ uint64_t bench_rss_anon(void);
 
 /* The suites. Each returns a process exit status. */
 int bench_store(const bench_opts *o);
+int bench_lag(const bench_opts *o);
+int bench_ingest(const bench_opts *o);
 
 #endif /* BENCH_H */

@@ -20,6 +20,10 @@ static const struct bench_suite {
 } bench_suites[] = {
 	{ "store", bench_store,
 	    "crdt store: lookups vs raw mdb_get, batched merges, bytes/entry" },
+	{ "lag", bench_lag,
+	    "3 agents, mTLS: --rate revocations/s, ack to visibility" },
+	{ "ingest", bench_ingest,
+	    "3 agents, mTLS: import --entries into one, replicated to two" },
 };
 
 static void
@@ -48,6 +52,8 @@ usage(FILE *f)
 	    "  --dir DIR     scratch directory (default $TMPDIR or /tmp)\n"
 	    "  --batch N     entries per write transaction (default 1000)\n"
 	    "  --no-sync     commit without fsync, to isolate the CPU cost\n"
+	    "  --rate N      lag: revocations per second (default 10000)\n"
+	    "  --seconds N   lag: how long to send (default 10)\n"
 	    "  --help        this text\n"
 	    "  --version     the version\n");
 }
@@ -78,6 +84,8 @@ main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "no-sync", no_argument, NULL, 'S' },
+		{ "rate", required_argument, NULL, 'R' },
+		{ "seconds", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -141,6 +149,18 @@ main(int argc, char **argv)
 		case 'S':
 			o.no_sync = true;
 			break;
+		case 'R':
+		case 'T':
+			if (parse_u64(optarg,
+			        c == 'R' ? &o.rate : &o.seconds) != 0 ||
+			    (c == 'R' ? o.rate : o.seconds) == 0) {
+				fprintf(stderr,
+				    "revokd-bench: --%s: want a "
+				    "positive integer, got '%s'\n",
+				    c == 'R' ? "rate" : "seconds", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -191,8 +211,8 @@ bench_emit(const bench_opts *o, const char *suite, const char *metric,
 	fflush(stdout);
 }
 
-static int
-bench__cmp_double(const void *a, const void *b)
+int
+bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
@@ -202,7 +222,7 @@ bench__cmp_double(const void *a, const void *b)
 double
 bench_median(double *v, unsigned n)
 {
-	qsort(v, n, sizeof(*v), bench__cmp_double);
+	qsort(v, n, sizeof(*v), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
