@@ -123,8 +123,8 @@ admin_token_op(agent *a, engine_op_type type, crdt_kind kind,
 	memset(op, 0, sizeof(*op));
 	op->type = type;
 	op->kind = kind;
-	op->reason = reason > 255 ? 255 : (uint8_t)reason;
-	if (admin_key(a, kind, id, &op->key) != REVOKD_OK)
+	op->reason = (uint8_t)reason;
+	if (reason > 255 || admin_key(a, kind, id, &op->key) != REVOKD_OK)
 		return REVOKD_EINVAL;
 	return admin_exp(a, exp, &op->exp);
 }
@@ -180,14 +180,16 @@ admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
 		return admin_token_op(a, ENGINE_OP_REVOKE, CRDT_KIND_JTI, &id,
 		           req->revoke_token->exp, req->revoke_token->reason,
 		           w->ops)
-		           ? "needs a jti (1 to 1024 bytes) and an exp not past"
+		           ? "needs a jti (1 to 1024 bytes), an exp not past, "
+		             "a reason 0-255"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_RESTORE_TOKEN:
 		*wait = req->restore_token->wait;
 		id = req->restore_token->jti;
 		return admin_token_op(a, ENGINE_OP_RESTORE, CRDT_KIND_JTI, &id,
 		           req->restore_token->exp, 0, w->ops)
-		           ? "needs a jti (1 to 1024 bytes) and an exp not past"
+		           ? "needs a jti (1 to 1024 bytes), an exp not past, "
+		             "a reason 0-255"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_REVOKE_SESSION:
 		*wait = req->revoke_session->wait;
@@ -195,14 +197,16 @@ admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
 		return admin_token_op(a, ENGINE_OP_REVOKE, CRDT_KIND_SID, &id,
 		           req->revoke_session->exp,
 		           req->revoke_session->reason, w->ops)
-		           ? "needs a sid (1 to 1024 bytes) and an exp not past"
+		           ? "needs a sid (1 to 1024 bytes), an exp not past, "
+		             "a reason 0-255"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_RESTORE_SESSION:
 		*wait = req->restore_session->wait;
 		id = req->restore_session->sid;
 		return admin_token_op(a, ENGINE_OP_RESTORE, CRDT_KIND_SID, &id,
 		           req->restore_session->exp, 0, w->ops)
-		           ? "needs a sid (1 to 1024 bytes) and an exp not past"
+		           ? "needs a sid (1 to 1024 bytes), an exp not past, "
+		             "a reason 0-255"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_REVOKE_USER:
 		*wait = req->revoke_user->wait;

@@ -273,6 +273,7 @@ agent_peer_status(agent *a, unsigned i, uint64_t now_us)
 	engine_get_peer_status(a->engine, i, &st);
 	wm = engine_watermark(a->engine, a->cfg.peers[i].id);
 	ps->region = a->cfg.peers[i].name;
+	ps->region_id = a->cfg.peers[i].id;
 	ps->connected = st.up;
 	ps->synced = st.synced;
 	ps->has_clock = st.have_clock;
@@ -302,6 +303,9 @@ agent_status(agent *a, Revokd__Local__StatusResult *out)
 	out->uptime_s = (uv_now(a->loop) - a->started_ms) / 1000;
 	out->staleness_ms = agent_staleness_ms(a);
 	out->entries = crdt_store_count(a->store);
+	out->max_message = a->cfg.max_message;
+	out->max_token_lifetime = a->cfg.max_token_lifetime;
+	out->prune_leeway = a->cfg.prune_leeway;
 	out->peers = calloc(a->cfg.n_peers + 1, sizeof(*out->peers));
 	if (out->peers == NULL)
 		return;
