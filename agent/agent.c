@@ -272,6 +272,14 @@ agent_open_net(agent *a, char *err, size_t err_len)
 	return agent_net_start(&nc, &a->net, err, err_len);
 }
 
+/* An event of a local socket (its detail names the socket). */
+static void
+agent_socket_log(void *arg, const char *event, const char *detail)
+{
+	(void)arg;
+	agent_log(AGENT_LOG_WARN, event, "detail", detail, NULL);
+}
+
 static revokd_err
 agent_open_socket(agent *a, const char *name, const char *path, unsigned mode,
     bool admin, agent_local **out, char *err, size_t err_len)
@@ -285,7 +293,8 @@ agent_open_socket(agent *a, const char *name, const char *path, unsigned mode,
 		.arg = a,
 		.on_frames =
 		    admin ? agent_on_admin_frames : agent_on_query_frames,
-		.on_oversize = agent_on_oversize };
+		.on_oversize = agent_on_oversize,
+		.log = agent_socket_log };
 
 	return agent_local_start(a->loop, &lc, out, err, err_len);
 }
@@ -335,6 +344,7 @@ agent_start(agent *a, const agent_config *cfg, uv_loop_t *loop, char *err,
 	    (e = agent_metrics_start(a, err, err_len)) != REVOKD_OK)
 		goto fail;
 	agent_schedule(a);
+	a->running = true;
 	agent_log(AGENT_LOG_INFO, "started", "version", REVOKD_VERSION,
 	    "listen", a->cfg.listen, "query_socket", a->cfg.query_socket,
 	    "admin_socket", a->cfg.admin_socket, NULL);
@@ -383,5 +393,7 @@ agent_stop(agent *a)
 	uv_close((uv_handle_t *)&a->commit, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
-	agent_log(AGENT_LOG_INFO, "stopped", NULL);
+	/* A start that failed says so in one line of its own (main.c). */
+	if (a->running)
+		agent_log(AGENT_LOG_INFO, "stopped", NULL);
 }

@@ -32,6 +32,7 @@ typedef struct agent {
 	agent_config cfg;
 	uv_loop_t *loop;
 	uint64_t started_ms;
+	bool running; /* started completely */
 	bool stopping;
 
 	crdt_store *store;

@@ -338,7 +338,7 @@ engine__flush(engine *e, struct engine__peer *p, uint64_t now)
 		p->ack_owed = false;
 		engine__send_msg(e, p, &m);
 	} else if (p->pending_count > 0 &&
-	    p->last_seq - p->acked_seq < e->cfg.window) {
+	           p->last_seq - p->acked_seq < e->cfg.window) {
 		engine__send_batch(e, p, now);
 	} else if (now >= p->last_heartbeat_us + e->cfg.heartbeat_us) {
 		/* Due even on a busy link, so freshness keeps moving. */

@@ -55,6 +55,53 @@ head(revokd_buf *b, const char *name, const char *type, const char *help)
 	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Counters of the local sockets and of refused peer connections. */
+static void
+metrics_sockets(agent *a, revokd_buf *b, const char *r)
+{
+	agent_local *socks[2] = { a->query, a->admin };
+	static const char *const names[2] = { "query", "admin" };
+	agent_net_stats ns;
+
+	head(b, "revokd_socket_connections", "gauge",
+	    "Local socket connections open.");
+	for (int i = 0; i < 2; i++)
+		if (socks[i])
+			put(b,
+			    "revokd_socket_connections{region=\"%s\",socket=\"%"
+			    "s\"} %u\n",
+			    r, names[i], agent_local_connections(socks[i]));
+	head(b, "revokd_socket_dropped_total", "counter",
+	    "Local clients cut (unread output), refused (too many) or sent "
+	    "oversize requests.");
+	for (int i = 0; i < 2; i++) {
+		agent_local_stats st;
+
+		if (!socks[i])
+			continue;
+		agent_local_get_stats(socks[i], &st);
+		put(b,
+		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
+		    "why=\"slow\"} %llu\n",
+		    r, names[i], (unsigned long long)st.cut_slow);
+		put(b,
+		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
+		    "why=\"refused\"} %llu\n",
+		    r, names[i], (unsigned long long)st.refused);
+		put(b,
+		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
+		    "why=\"oversize\"} %llu\n",
+		    r, names[i], (unsigned long long)st.oversize);
+	}
+	if (a->net == NULL)
+		return;
+	agent_net_get_stats(a->net, &ns);
+	head(b, "revokd_peer_refused_total", "counter",
+	    "Peer connections refused (TLS, handshake, timeout, too many).");
+	put(b, "revokd_peer_refused_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)(ns.refused + ns.timeouts));
+}
+
 static void
 metrics_agent(agent *a, revokd_buf *b, const char *r)
 {
@@ -93,6 +140,7 @@ metrics_agent(agent *a, revokd_buf *b, const char *r)
 	head(b, "revokd_pruned_total", "counter", "Expired entries pruned.");
 	put(b, "revokd_pruned_total{region=\"%s\"} %llu\n", r,
 	    (unsigned long long)es.pruned);
+	metrics_sockets(a, b, r);
 	head(b, "revokd_confirm_lag_seconds", "gauge",
 	    "Mean time from commit to a peer's confirmation of waited writes.");
 	put(b, "revokd_confirm_lag_seconds{region=\"%s\"} %.3f\n", r,

@@ -435,7 +435,9 @@ net_on_rx(agent_net *n, struct net_conn *c, const struct net_event *ev)
 	revokd_err err;
 
 	if (ev->result != 0 || ev->count == 0) {
-		net_conn_close(c, c->up ? AGENT_LOG_WARN : AGENT_LOG_INFO,
+		if (!c->up)
+			n->stats.refused++;
+		net_conn_close(c, AGENT_LOG_WARN,
 		    c->up ? "peer_down" : "peer_refused",
 		    ev->result ? nng_strerror(ev->result) : "closed");
 		return;
@@ -462,7 +464,9 @@ net_on_tx(agent_net *n, struct net_conn *c, const struct net_event *ev)
 
 	c->tx_busy = false;
 	if (ev->result != 0) {
-		net_conn_close(c, c->up ? AGENT_LOG_WARN : AGENT_LOG_INFO,
+		if (!c->up)
+			n->stats.refused++;
+		net_conn_close(c, AGENT_LOG_WARN,
 		    c->up ? "peer_down" : "peer_refused",
 		    nng_strerror(ev->result));
 		return;

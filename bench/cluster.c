@@ -8,10 +8,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +27,8 @@ static const char *const cluster_names[CLUSTER_MAX] = { "alpha", "beta",
 
 /* Every agent started by this process, for the exit handler. */
 static pid_t cluster_pids[64];
+
+static int cluster_connect(const char *path);
 static bool cluster_atexit_set;
 
 uint64_t
@@ -66,21 +71,64 @@ cluster_track(pid_t pid, bool add)
 		}
 }
 
-uint16_t
-cluster_free_port(void)
+/* Bind 127.0.0.1:port (0: any) and release it: the port bound, or 0. */
+static uint16_t
+cluster_try_port(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint16_t port = 0;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint16_t got = 0;
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons(port);
 	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
+		got = ntohs(sa.sin_port);
 	if (fd >= 0)
 		close(fd);
-	return port;
+	return got;
+}
+
+/* The lowest port the kernel hands out to outgoing connections. */
+static unsigned
+cluster_ephemeral_low(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	unsigned low = 32768, high;
+
+	if (f != NULL) {
+		if (fscanf(f, "%u %u", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	return low;
+}
+
+/*
+ * A port below the ephemeral range when there is room: an agent restarted
+ * on its port must find it free, and a port in that range can be taken
+ * meanwhile by any outgoing connection on the machine. Ports are handed out
+ * in sequence from a random start, so one process never gets a port twice
+ * and two processes (ctest -j) collide only when their starts are close.
+ */
+uint16_t
+cluster_free_port(void)
+{
+	static unsigned next;
+	unsigned low = cluster_ephemeral_low(), base = 10000;
+
+	if (next == 0 && getrandom(&next, sizeof(next), 0) != sizeof(next))
+		next = (unsigned)getpid() * 2654435761u ^
+		       (unsigned)cluster_now_ms();
+	for (int k = 0; low > base + 1000 && k < 1000; k++) {
+		unsigned port = base + next++ % (low - base);
+		uint16_t got = cluster_try_port((uint16_t)port);
+
+		if (got != 0)
+			return got;
+	}
+	return cluster_try_port(0);
 }
 
 bool
@@ -226,10 +274,10 @@ cluster_start(cluster *c, unsigned i)
 	cluster_node *nd = &c->node[i];
 	const char *bin =
 	    getenv("REVOKD_BIN") ? getenv("REVOKD_BIN") : REVOKD_PATH;
-	pid_t pid = fork();
+	pid_t pid;
 	int status;
 
-	if (pid < 0)
+	if (nd->pid > 0 || (pid = fork()) < 0)
 		return false;
 	if (pid == 0) {
 		int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -245,17 +293,22 @@ cluster_start(cluster *c, unsigned i)
 	setpgid(pid, pid);
 	nd->pid = pid;
 	cluster_track(pid, true);
-	/* An agent that refuses its config exits at once. */
+	/*
+	 * An agent that refuses its config exits at once. A socket file left
+	 * by a killed agent exists but refuses connections: connect.
+	 */
 	for (int k = 0; k < 20; k++) {
-		struct stat st;
+		int fd;
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			cluster_track(pid, false);
 			nd->pid = 0;
 			return false;
 		}
-		if (stat(nd->admin, &st) == 0)
+		if ((fd = cluster_connect(nd->admin)) >= 0) {
+			close(fd);
 			return true;
+		}
 		cluster_sleep_ms(25);
 	}
 	return true;
@@ -328,7 +381,12 @@ cluster_connect(const char *path)
 
 	if (fd < 0)
 		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		close(fd);
@@ -489,4 +547,288 @@ cluster_log_has(cluster *c, unsigned i, const char *needle, unsigned timeout_ms)
 		cluster_sleep_ms(20);
 	} while (cluster_now_ms() < end);
 	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A persistent client                                                      */
+/* ------------------------------------------------------------------------ */
+
+int
+cluster_open(const char *path)
+{
+	return cluster_connect(path);
+}
+
+bool
+cluster_send(int fd, const Revokd__Local__Request *req)
+{
+	size_t len = revokd__local__request__get_packed_size(req);
+	uint8_t stack[512],
+	    *buf = len + 4 <= sizeof(stack) ? stack : malloc(len + 4);
+	bool ok;
+
+	if (buf == NULL)
+		return false;
+	buf[0] = (uint8_t)(len >> 24);
+	buf[1] = (uint8_t)(len >> 16);
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+	revokd__local__request__pack(req, buf + 4);
+	ok = cluster_io(fd, buf, 4 + len, true);
+	if (buf != stack)
+		free(buf);
+	return ok;
+}
+
+/* len bytes from fd before the monotonic deadline `end`. */
+static revokd_err
+cluster_read_until(int fd, uint8_t *p, size_t len, uint64_t end)
+{
+	while (len > 0) {
+		uint64_t now = cluster_now_ms();
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+
+		if (now >= end)
+			return REVOKD_ETIMEDOUT;
+		if (poll(&pfd, 1, (int)(end - now)) == 0)
+			return REVOKD_ETIMEDOUT;
+		n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == 0)
+			return REVOKD_ECLOSED;
+		if (n < 0)
+			return errno == ECONNRESET ? REVOKD_ECLOSED
+			                           : REVOKD_EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return REVOKD_OK;
+}
+
+revokd_err
+cluster_recv(int fd, unsigned timeout_ms, Revokd__Local__Response **resp)
+{
+	uint64_t end = cluster_now_ms() + timeout_ms;
+	uint8_t hdr[4], *buf;
+	revokd_err err;
+	uint32_t n;
+
+	if ((err = cluster_read_until(fd, hdr, 4, end)) != REVOKD_OK)
+		return err;
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n > (16u << 20))
+		return REVOKD_EMALFORMED;
+	if ((buf = malloc(n + 1)) == NULL)
+		return REVOKD_ENOMEM;
+	if ((err = cluster_read_until(fd, buf, n, end)) == REVOKD_OK) {
+		*resp = revokd__local__response__unpack(NULL, n, buf);
+		err = *resp ? REVOKD_OK : REVOKD_EMALFORMED;
+	}
+	free(buf);
+	return err;
+}
+
+bool
+cluster_wait_verdict(cluster *c, unsigned i, const char *jti, int verdict,
+    unsigned timeout_ms)
+{
+	uint64_t end = cluster_now_ms() + timeout_ms;
+
+	do {
+		if (cluster_check_jti(c, i, jti) == verdict)
+			return true;
+		cluster_sleep_ms(10);
+	} while (cluster_now_ms() < end);
+	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Logs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Node i's log into buf (at most len - 1 bytes, NUL-ended). */
+static void
+cluster_log_read(cluster *c, unsigned i, char *buf, size_t len)
+{
+	FILE *f = fopen(c->node[i].log, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+}
+
+/* True when the line [p, end) holds every needle of the list. */
+static bool
+cluster_line_matches(const char *p, const char *end, const char *const *list,
+    size_t n)
+{
+	char line[4096];
+	size_t len = (size_t)(end - p) < sizeof(line) - 1 ? (size_t)(end - p)
+	                                                  : sizeof(line) - 1;
+
+	memcpy(line, p, len);
+	line[len] = '\0';
+	for (size_t k = 0; k < n; k++)
+		if (strstr(line, list[k]) == NULL)
+			return false;
+	return true;
+}
+
+bool
+cluster_log_line(cluster *c, unsigned i, unsigned timeout_ms, ...)
+{
+	static char buf[1 << 20];
+	const char *list[16];
+	uint64_t end = cluster_now_ms() + timeout_ms;
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, timeout_ms);
+	while (n < sizeof(list) / sizeof(*list) &&
+	       (list[n] = va_arg(ap, const char *)) != NULL)
+		n++;
+	va_end(ap);
+	do {
+		cluster_log_read(c, i, buf, sizeof(buf));
+		for (const char *p = buf; *p != '\0';) {
+			const char *nl = strchr(p, '\n');
+			const char *eol = nl ? nl : p + strlen(p);
+
+			if (cluster_line_matches(p, eol, list, n))
+				return true;
+			p = nl ? nl + 1 : eol;
+		}
+		cluster_sleep_ms(20);
+	} while (cluster_now_ms() < end);
+	return false;
+}
+
+bool
+cluster_log_sanitizer(cluster *c, unsigned i, char *line, size_t len)
+{
+	static const char *const marks[] = { "ERROR: AddressSanitizer",
+		"ERROR: LeakSanitizer",
+		"runtime error:", "UndefinedBehaviorSanitizer" };
+	static char buf[1 << 20];
+
+	cluster_log_read(c, i, buf, sizeof(buf));
+	for (size_t k = 0; k < sizeof(marks) / sizeof(*marks); k++) {
+		const char *p = strstr(buf, marks[k]), *nl;
+
+		if (p == NULL)
+			continue;
+		while (p > buf && p[-1] != '\n')
+			p--;
+		nl = strchr(p, '\n');
+		snprintf(line, len, "%.*s", nl ? (int)(nl - p) : (int)strlen(p),
+		    p);
+		return true;
+	}
+	return false;
+}
+
+void
+cluster_print_log(cluster *c, unsigned i)
+{
+	char buf[16384];
+	FILE *f = fopen(c->node[i].log, "r");
+	size_t n = 0;
+
+	if (f != NULL) {
+		if (fseek(f, -(long)(sizeof(buf) - 1), SEEK_END) != 0)
+			rewind(f);
+		else if (fgets(buf, sizeof(buf), f) ==
+		         NULL) /* a partial line */
+			rewind(f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	fprintf(stderr, "--- the end of %s's log (%s):\n%s---\n",
+	    c->node[i].name, c->node[i].log, buf);
+}
+
+bool
+cluster_shutdown(cluster *c, char *why, size_t len)
+{
+	char line[512];
+	bool ok = true;
+
+	why[0] = '\0';
+	for (unsigned i = 0; i < c->n; i++) {
+		int status;
+
+		if (c->node[i].pid <= 0)
+			continue;
+		status = cluster_stop(c, i);
+		if (ok && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			snprintf(why, len, "%s: SIGTERM ended it with %s %d",
+			    c->node[i].name,
+			    WIFEXITED(status) ? "exit" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status)
+			                      : WTERMSIG(status));
+			ok = false;
+		}
+	}
+	for (unsigned i = 0; i < c->n && ok; i++)
+		if (cluster_log_sanitizer(c, i, line, sizeof(line))) {
+			snprintf(why, len, "%s: %s", c->node[i].name, line);
+			ok = false;
+		}
+	return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Other processes                                                          */
+/* ------------------------------------------------------------------------ */
+
+const char *
+cluster_revokd_path(void)
+{
+	return getenv("REVOKD_BIN") ? getenv("REVOKD_BIN") : REVOKD_PATH;
+}
+
+int
+cluster_run(const char *const argv[], char *out, size_t len,
+    unsigned timeout_ms)
+{
+	uint64_t end = cluster_now_ms() + timeout_ms;
+	char path[] = "/tmp/revokd-run.XXXXXX";
+	int fd = mkstemp(path), status = -1;
+	pid_t pid;
+	ssize_t n;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	if ((pid = fork()) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (cluster_now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			close(fd);
+			return -1;
+		}
+		cluster_sleep_ms(5);
+	}
+	n = pread(fd, out, len - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }

@@ -59,7 +59,11 @@ revokd_err cluster_new(unsigned n, const cluster_options *o, cluster *out);
 /* Kill every agent still running and remove the directory. */
 void cluster_free(cluster *c);
 
-/* Start node i (revokd --config); false if it exited at once. */
+/*
+ * Start node i (revokd --config); false if it exited at once or is running
+ * already. Returns once its admin socket accepts connections, or after
+ * 500 ms.
+ */
 bool cluster_start(cluster *c, unsigned i);
 
 /* SIGTERM node i and wait for it (up to 10 s, then SIGKILL). */
@@ -100,10 +104,77 @@ bool cluster_log_has(cluster *c, unsigned i, const char *needle,
 bool cluster_write_file(cluster *c, const char *name, const char *text,
     unsigned mode);
 
-/* A free TCP port on 127.0.0.1 (bound once, then released). */
+/*
+ * A free TCP port on 127.0.0.1 (bound once, then released), below the
+ * ephemeral range when there is room, so that no outgoing connection takes
+ * it while its agent is down.
+ */
 uint16_t cluster_free_port(void);
 
 /* Milliseconds on the monotonic clock. */
 uint64_t cluster_now_ms(void);
+
+/* ------------------------------------------------------------------------ */
+/* More helpers: a persistent client, logs, other processes                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Connect to the Unix socket at path (reads time out after 10 s): the
+ * descriptor, or -1. For clients that keep a connection or pipeline.
+ */
+int cluster_open(const char *path);
+
+/* Send one framed request on fd; false when the write fails. */
+bool cluster_send(int fd, const Revokd__Local__Request *req);
+
+/*
+ * Read one framed response from fd within timeout_ms into *resp (free with
+ * revokd__local__response__free_unpacked). REVOKD_ETIMEDOUT when nothing
+ * whole came in time, REVOKD_ECLOSED at end of stream, REVOKD_EIO on an
+ * error, REVOKD_EMALFORMED when the frame does not decode.
+ */
+revokd_err cluster_recv(int fd, unsigned timeout_ms,
+    Revokd__Local__Response **resp);
+
+/*
+ * Poll node i until jti's verdict is `verdict` (within timeout_ms); an
+ * agent still starting is waited for.
+ */
+bool cluster_wait_verdict(cluster *c, unsigned i, const char *jti, int verdict,
+    unsigned timeout_ms);
+
+/*
+ * True when one line of node i's log holds every needle (a NULL-terminated
+ * list), within timeout_ms.
+ */
+bool cluster_log_line(cluster *c, unsigned i, unsigned timeout_ms, ...);
+
+/*
+ * True when node i's log holds a sanitizer report (AddressSanitizer,
+ * LeakSanitizer, UndefinedBehaviorSanitizer); its first line into line.
+ */
+bool cluster_log_sanitizer(cluster *c, unsigned i, char *line, size_t len);
+
+/*
+ * Stop every running agent with SIGTERM, then look at every log: false,
+ * with why, when an agent did not exit 0 or a log holds a sanitizer
+ * report. Tests call it in teardown, so an agent's sanitizer errors fail
+ * the test that ran it.
+ */
+bool cluster_shutdown(cluster *c, char *why, size_t len);
+
+/* Print the last lines of node i's log (at most 16 KiB) to stderr. */
+void cluster_print_log(cluster *c, unsigned i);
+
+/* The revokd binary the kit runs ($REVOKD_BIN, else the one built). */
+const char *cluster_revokd_path(void);
+
+/*
+ * Run argv (argv[0] a path) with stdout and stderr into out (NUL-ended,
+ * truncated to len), killing it after timeout_ms: its exit code, 128 +
+ * the signal that ended it, or -1 when it could not run or timed out.
+ */
+int cluster_run(const char *const argv[], char *out, size_t len,
+    unsigned timeout_ms);
 
 #endif /* REVOKD_CLUSTER_H */
