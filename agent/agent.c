@@ -122,14 +122,32 @@ agent_peer_down(void *arg, unsigned peer)
 }
 
 static revokd_err
-agent_peer_frame(void *arg, unsigned peer, const uint8_t *payload, size_t len)
+agent_peer_frames(void *arg, unsigned peer, const engine_frame *frames,
+    size_t n)
 {
 	agent *a = arg;
 	revokd_err err =
-	    engine_receive(a->engine, peer, payload, len, agent_now_us());
+	    engine_receive_frames(a->engine, peer, frames, n, agent_now_us());
 
 	agent_schedule(a);
 	return err;
+}
+
+static void
+agent_burst_begin(void *arg)
+{
+	agent *a = arg;
+
+	engine_hold(a->engine);
+}
+
+static void
+agent_burst_end(void *arg)
+{
+	agent *a = arg;
+
+	engine_release(a->engine, agent_now_us());
+	agent_schedule(a);
 }
 
 static void
@@ -266,8 +284,10 @@ agent_open_net(agent *a, char *err, size_t err_len)
 		.arg = a,
 		.peer_up = agent_peer_up,
 		.peer_down = agent_peer_down,
-		.frame = agent_peer_frame,
-		.send_done = agent_send_done };
+		.frames = agent_peer_frames,
+		.send_done = agent_send_done,
+		.burst_begin = agent_burst_begin,
+		.burst_end = agent_burst_end };
 
 	return agent_net_start(&nc, &a->net, err, err_len);
 }

@@ -35,13 +35,13 @@ engine__peer_event(engine *e, struct engine__peer *p, engine_peer_event ev)
 }
 
 void
-engine__unpack(engine *e, const uint8_t *buf, size_t len, uint32_t n)
+engine__unpack(engine *e, const uint8_t *buf, size_t len, uint32_t n, size_t at)
 {
 	const uint8_t *p = buf, *end = buf + len;
 
 	/* wire checked every entry already; decoding cannot fail here. */
 	for (uint32_t i = 0; i < n; i++)
-		(void)wire_entry_decode(&p, end, &e->in[i]);
+		(void)wire_entry_decode(&p, end, &e->in[at + i]);
 }
 
 /* A uniform jitter in [-j, +j] added to base, never below 0. */
@@ -121,8 +121,8 @@ engine_new(const engine_config *c, const engine_io *io, uint64_t now,
 	revokd_rng_seed(&e->rng, c->seed);
 	e->peers = calloc(c->n_peers ? c->n_peers : 1, sizeof(*e->peers));
 	e->wm = calloc(c->n_peers ? c->n_peers : 1, sizeof(*e->wm));
-	e->in = calloc(WIRE_BATCH_MAX, sizeof(*e->in));
-	e->changed = calloc(WIRE_BATCH_MAX, sizeof(*e->changed));
+	e->in = calloc(ENGINE__ACC_MAX, sizeof(*e->in));
+	e->changed = calloc(ENGINE__ACC_MAX, sizeof(*e->changed));
 	if (!e->peers || !e->wm || !e->in || !e->changed ||
 	    (err = crdt_reader_new(e->store, &e->reader)) != REVOKD_OK) {
 		engine_free(e);
@@ -318,15 +318,14 @@ engine__send_heartbeat(engine *e, struct engine__peer *p, uint64_t now)
 	free(m);
 }
 
-void
-engine__flush(engine *e, struct engine__peer *p, uint64_t now)
+/* Send p the most urgent frame due; false when nothing is. */
+static bool
+engine__send_next(engine *e, struct engine__peer *p, uint64_t now)
 {
 	wire_peer_msg m = { 0 };
 	uint8_t *frame;
 	size_t len;
 
-	if (!p->up || p->sending)
-		return;
 	if (p->pong_owed) {
 		m.type = WIRE_PONG;
 		m.u.pong = (wire_pong){ p->pong_t1, p->pong_t2, now };
@@ -334,7 +333,7 @@ engine__flush(engine *e, struct engine__peer *p, uint64_t now)
 		engine__send_msg(e, p, &m);
 	} else if (p->ack_owed) {
 		m.type = WIRE_ACK;
-		m.u.ack.seq = p->recv_seq;
+		m.u.ack.seq = p->commit_seq;
 		p->ack_owed = false;
 		engine__send_msg(e, p, &m);
 	} else if (p->pending_count > 0 &&
@@ -353,7 +352,21 @@ engine__flush(engine *e, struct engine__peer *p, uint64_t now)
 		p->ping_t1 = now;
 		p->next_ping_us = now + e->cfg.ping_us;
 		engine__send_msg(e, p, &m);
+	} else {
+		return false;
 	}
+	return true;
+}
+
+/*
+ * One frame at a time is with the host: what changes while it is there
+ * joins the next batch, which keeps frames few and batches full.
+ */
+void
+engine__flush(engine *e, struct engine__peer *p, uint64_t now)
+{
+	if (p->up && !p->sending)
+		(void)engine__send_next(e, p, now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -441,8 +454,9 @@ engine__apply(engine *e, struct engine__peer *from, const crdt_entry *in,
 		.from_peer = from != NULL,
 		.from_recon = recon };
 
-	err = crdt_store_apply(e->store, in, n, engine__now_s(now), e->changed,
-	    &st);
+	/* Peers hold these too: a power failure's loss is repaired. */
+	err = crdt_store_apply_as(e->store, CRDT_REPLICA, in, n,
+	    engine__now_s(now), e->changed, &st);
 	if (err != REVOKD_OK)
 		return err;
 	e->stats.entries_changed += st.changed;
@@ -488,6 +502,7 @@ engine_peer_up(engine *e, unsigned peer, uint64_t now)
 	p->last_seq = 0;
 	p->acked_seq = 0;
 	p->recv_seq = 0;
+	p->commit_seq = 0;
 	p->recv_ok = false;
 	p->claims_ok = false;
 	p->ack_owed = p->pong_owed = false;
@@ -548,12 +563,36 @@ engine__observe_hlc(engine *e, struct engine__peer *p, crdt_hlc hlc,
 	}
 }
 
-static revokd_err
+/*
+ * Commit the batches accumulated from one peer, in one transaction, and owe
+ * it an acknowledgement up to the last of them.
+ */
+static void
+engine__acc_flush(engine *e, uint64_t now)
+{
+	struct engine__peer *p = e->acc_peer;
+	revokd_err err;
+
+	if (p == NULL)
+		return;
+	err = engine__apply(e, p, e->in, e->acc_n, now, false);
+	e->acc_peer = NULL;
+	e->acc_n = 0;
+	if (err != REVOKD_OK) {
+		/* Not committed: do not acknowledge; repair later. */
+		p->recv_ok = false;
+		p->recv_gap_epoch++;
+		p->recon_wanted = true;
+		return;
+	}
+	p->commit_seq = e->acc_seq;
+	p->ack_owed = true;
+}
+
+static void
 engine__on_batch(engine *e, struct engine__peer *p, const wire_batch *b,
     uint64_t now)
 {
-	revokd_err err;
-
 	if (b->seq != p->recv_seq + 1) {
 		/* A frame went missing or came twice: repair, stop believing
 		 * the peer's claims until then. */
@@ -564,28 +603,27 @@ engine__on_batch(engine *e, struct engine__peer *p, const wire_batch *b,
 	if (b->seq > p->recv_seq)
 		p->recv_seq = b->seq;
 	engine__observe_hlc(e, p, b->hlc, now);
-	engine__unpack(e, b->entries, b->entries_len, b->count);
+	if (e->acc_peer != NULL &&
+	    (e->acc_peer != p || e->acc_n + b->count > ENGINE__ACC_MAX))
+		engine__acc_flush(e, now);
+	engine__unpack(e, b->entries, b->entries_len, b->count, e->acc_n);
+	e->acc_peer = p;
+	e->acc_n += b->count;
+	e->acc_seq = p->recv_seq;
 	e->stats.batches_received++;
 	e->stats.entries_received += b->count;
-	err = engine__apply(e, p, e->in, b->count, now, false);
-	if (err != REVOKD_OK) {
-		/* Not committed: do not acknowledge; repair later. */
-		p->recv_ok = false;
-		p->recv_gap_epoch++;
-		p->recon_wanted = true;
-		return REVOKD_OK;
-	}
-	p->ack_owed = true;
-	return REVOKD_OK;
 }
 
 static revokd_err
 engine__dispatch(engine *e, struct engine__peer *p, const wire_peer_msg *m,
     uint64_t now)
 {
+	if (m->type != WIRE_BATCH)
+		engine__acc_flush(e, now); /* before anything that follows */
 	switch (m->type) {
 	case WIRE_BATCH:
-		return engine__on_batch(e, p, &m->u.batch, now);
+		engine__on_batch(e, p, &m->u.batch, now);
+		return REVOKD_OK;
 	case WIRE_ACK:
 		if (m->u.ack.seq > p->last_seq)
 			return REVOKD_EPROTO;
@@ -615,24 +653,57 @@ engine__dispatch(engine *e, struct engine__peer *p, const wire_peer_msg *m,
 }
 
 revokd_err
+engine_receive_frames(engine *e, unsigned peer, const engine_frame *frames,
+    size_t n, uint64_t now)
+{
+	struct engine__peer *p;
+	revokd_err err = REVOKD_OK;
+
+	if (peer >= e->cfg.n_peers || !e->peers[peer].up)
+		return REVOKD_OK; /* frames from a connection now gone */
+	p = &e->peers[peer];
+	for (size_t i = 0; i < n && err == REVOKD_OK; i++) {
+		wire_peer_msg m;
+
+		p->bytes_received += frames[i].len + WIRE_HEADER_LEN;
+		if ((err = wire_peer_decode(frames[i].data, frames[i].len,
+		         &m)) != REVOKD_OK)
+			break;
+		err = engine__dispatch(e, p, &m, now);
+		wire_peer_msg_free(&m);
+	}
+	/* What was received before an error is committed all the same. */
+	if (!e->holding || err != REVOKD_OK)
+		engine__acc_flush(e, now);
+	if (err == REVOKD_OK && p->up)
+		engine__flush(e, p, now);
+	return err;
+}
+
+void
+engine_hold(engine *e)
+{
+	e->holding = true;
+}
+
+void
+engine_release(engine *e, uint64_t now)
+{
+	struct engine__peer *p = e->acc_peer;
+
+	e->holding = false;
+	engine__acc_flush(e, now);
+	if (p != NULL && p->up)
+		engine__flush(e, p, now);
+}
+
+revokd_err
 engine_receive(engine *e, unsigned peer, const uint8_t *frame, size_t len,
     uint64_t now)
 {
-	struct engine__peer *p;
-	wire_peer_msg m;
-	revokd_err err;
+	engine_frame f = { frame, len };
 
-	if (peer >= e->cfg.n_peers || !e->peers[peer].up)
-		return REVOKD_OK; /* a frame from a connection now gone */
-	p = &e->peers[peer];
-	p->bytes_received += len + WIRE_HEADER_LEN;
-	if ((err = wire_peer_decode(frame, len, &m)) != REVOKD_OK)
-		return err;
-	err = engine__dispatch(e, p, &m, now);
-	wire_peer_msg_free(&m);
-	if (err == REVOKD_OK)
-		engine__flush(e, p, now);
-	return err;
+	return engine_receive_frames(e, peer, &f, 1, now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -838,6 +909,7 @@ engine_tick(engine *e, uint64_t now)
 		engine__prune(e, now);
 	if (now >= e->next_meta_us) {
 		engine__wm_save(e, now);
+		(void)crdt_store_sync(e->store); /* bound the replica window */
 		e->next_meta_us = now + e->cfg.meta_interval_us;
 	}
 }

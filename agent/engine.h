@@ -40,6 +40,13 @@
  *   frame carrying it, or once a reconciliation with P that began after the
  *   batch committed has finished.
  *
+ *   Durability. Local writes are committed fully synced before anything is
+ *   acknowledged. Entries from peers are committed with CRDT_REPLICA (data
+ *   pages synced, meta page not): a process crash loses nothing, a power
+ *   failure at most the last such transaction of the last second (synced
+ *   at every meta_interval), which the peers still hold and repair brings
+ *   back.
+ *
  * Threading: an engine is used by one thread at a time.
  */
 #ifndef ENGINE_H
@@ -179,6 +186,33 @@ void engine_peer_down(engine *e, unsigned peer, uint64_t now);
  */
 revokd_err engine_receive(engine *e, unsigned peer, const uint8_t *frame,
     size_t len, uint64_t now);
+
+/* A frame payload (header stripped), for engine_receive_frames. */
+typedef struct engine_frame {
+	const uint8_t *data;
+	size_t len;
+} engine_frame;
+
+/*
+ * Frames that arrived together from peer, in order, as engine_receive
+ * would take them one by one; consecutive Batches are committed in one
+ * transaction (up to 4,096 entries), which is what keeps a receiver up with
+ * a sender in a hurry.
+ */
+revokd_err engine_receive_frames(engine *e, unsigned peer,
+    const engine_frame *frames, size_t n, uint64_t now);
+
+/*
+ * Hold commits of received batches: until engine_release, batches received
+ * (through any number of engine_receive_frames calls) are committed only
+ * when the accumulator is full or before another kind of message is
+ * handled. A host that wakes up with many reads ready brackets them with
+ * hold and release, so they share one transaction.
+ */
+void engine_hold(engine *e);
+
+/* Commit what was held, and send the acknowledgements. */
+void engine_release(engine *e, uint64_t now);
 
 /* The frame last handed to send for peer has left (or was dropped). */
 void engine_send_done(engine *e, unsigned peer, uint64_t now);

@@ -27,6 +27,9 @@
 /* Bytes a frame's protobuf adds around its entries, at most. */
 #define ENGINE__FRAME_OVERHEAD 64
 
+/* Entries of consecutive Batches from one peer committed together. */
+#define ENGINE__ACC_MAX 4096
+
 /* Entries learned by one reconciliation frame that are still relayed. */
 #define ENGINE__RELAY_RECON_MAX 256
 
@@ -98,7 +101,8 @@ struct engine__peer {
 
 	/* Incoming. recv_ok: no batch from the peer went missing since the
 	 * last finished reconciliation, so its claims can be believed. */
-	uint64_t recv_seq; /* contiguous Batch seqs received */
+	uint64_t recv_seq;   /* contiguous Batch seqs received */
+	uint64_t commit_seq; /* of those, committed: what an Ack says */
 	bool recv_ok;
 	uint64_t recv_gap_epoch;
 
@@ -141,9 +145,18 @@ struct engine {
 	uint64_t next_meta_us;
 	uint64_t next_prune_us;
 
-	/* Scratch for one batch: decoded entries and what they changed. */
+	/*
+	 * Decoded entries (ENGINE__ACC_MAX) and what they changed. Batches
+	 * arriving together from one peer accumulate in `in` (acc_n entries
+	 * from acc_peer, up to seq acc_seq) and are committed in one
+	 * transaction before anything else is handled.
+	 */
 	crdt_entry *in;
 	crdt_entry *changed;
+	struct engine__peer *acc_peer;
+	size_t acc_n;
+	uint64_t acc_seq;
+	bool holding; /* engine_hold: no commit at the end of a receive */
 
 	engine_stats stats;
 };
@@ -170,8 +183,9 @@ void engine__flush(engine *e, struct engine__peer *p, uint64_t now);
 revokd_err engine__apply(engine *e, struct engine__peer *from,
     const crdt_entry *in, size_t n, uint64_t now, bool recon);
 
-/* Decode n packed entries (already checked by wire) into e->in. */
-void engine__unpack(engine *e, const uint8_t *buf, size_t len, uint32_t n);
+/* Decode n packed entries (already checked by wire) into e->in + at. */
+void engine__unpack(engine *e, const uint8_t *buf, size_t len, uint32_t n,
+    size_t at);
 
 /* Post a notice, if the host wants them. */
 void engine__notice(engine *e, const engine_notice *n);

@@ -1266,7 +1266,7 @@ recon_on_items(engine *e, struct engine__peer *p, const wire_recon *m,
 		return REVOKD_OK; /* of a session already over */
 	r->last_heard_us = now;
 	r->chunks_recv++;
-	engine__unpack(e, m->items, m->items_len, m->item_count);
+	engine__unpack(e, m->items, m->items_len, m->item_count, 0);
 	return engine__apply(e, p, e->in, m->item_count, now, true);
 }
 

@@ -390,9 +390,9 @@ net_conn_proven(agent_net *n, struct net_conn *c)
 	n->cfg.peer_up(n->cfg.arg, peer);
 }
 
-/* One frame from c. False when c was closed. */
+/* A handshake frame from c. False when c was closed. */
 static bool
-net_conn_frame(agent_net *n, struct net_conn *c, const uint8_t *frame,
+net_conn_handshake(agent_net *n, struct net_conn *c, const uint8_t *frame,
     size_t len)
 {
 	char why[256] = "";
@@ -400,15 +400,6 @@ net_conn_frame(agent_net *n, struct net_conn *c, const uint8_t *frame,
 	size_t reply_len = 0;
 	revokd_err err;
 
-	if (c->hs == NULL) {
-		err = n->cfg.frame(n->cfg.arg, (unsigned)c->peer, frame, len);
-		if (err != REVOKD_OK) {
-			net_conn_close(c, AGENT_LOG_WARN, "peer_protocol_error",
-			    revokd_strerror(err));
-			return false;
-		}
-		return true;
-	}
 	err = agent_hs_receive(c->hs, frame, len, time(NULL), &reply,
 	    &reply_len, why, sizeof(why));
 	if (reply != NULL)
@@ -424,6 +415,33 @@ net_conn_frame(agent_net *n, struct net_conn *c, const uint8_t *frame,
 		net_conn_proven(n, c); /* may close c */
 		return net_conn_find(n, id) != NULL;
 	}
+	return true;
+}
+
+/* Frames of a proven link, all that this read brought, to the engine. */
+static bool
+net_conn_frames(agent_net *n, struct net_conn *c, revokd_err *next_err)
+{
+	engine_frame frames[64];
+	size_t k = 0;
+	const uint8_t *frame;
+	size_t len;
+	revokd_err err;
+
+	do {
+		while (k < 64 && (*next_err = wire_decoder_next(&c->dec, &frame,
+		                      &len)) == REVOKD_OK)
+			frames[k++] = (engine_frame){ frame, len };
+		if (k == 0)
+			return true;
+		err = n->cfg.frames(n->cfg.arg, (unsigned)c->peer, frames, k);
+		if (err != REVOKD_OK) {
+			net_conn_close(c, AGENT_LOG_WARN, "peer_protocol_error",
+			    revokd_strerror(err));
+			return false;
+		}
+		k = 0;
+	} while (*next_err == REVOKD_OK);
 	return true;
 }
 
@@ -445,9 +463,13 @@ net_on_rx(agent_net *n, struct net_conn *c, const struct net_event *ev)
 	c->last_rx_ms = net_now_ms(n);
 	/* A refused feed still leaves the whole frames before it to pull. */
 	(void)wire_decoder_feed(&c->dec, c->rx_buf, ev->count);
-	while ((err = wire_decoder_next(&c->dec, &frame, &len)) == REVOKD_OK)
-		if (!net_conn_frame(n, c, frame, len))
+	/* The handshake's frames one by one; the engine's all at once. */
+	while (c->hs != NULL &&
+	       (err = wire_decoder_next(&c->dec, &frame, &len)) == REVOKD_OK)
+		if (!net_conn_handshake(n, c, frame, len))
 			return;
+	if (c->hs == NULL && !net_conn_frames(n, c, &err))
+		return;
 	if (err != REVOKD_EAGAIN) {
 		net_conn_close(c, AGENT_LOG_WARN, "peer_protocol_error",
 		    "frame over max_message");
@@ -607,6 +629,8 @@ net_async_cb(uv_async_t *a)
 	ev = n->ev_head;
 	n->ev_head = n->ev_tail = NULL;
 	pthread_mutex_unlock(&n->mu);
+	if (ev != NULL && !n->stopping && n->cfg.burst_begin)
+		n->cfg.burst_begin(n->cfg.arg);
 	while (ev != NULL) {
 		struct net_event *next = ev->next;
 
@@ -617,6 +641,8 @@ net_async_cb(uv_async_t *a)
 		free(ev);
 		ev = next;
 	}
+	if (!n->stopping && n->cfg.burst_end)
+		n->cfg.burst_end(n->cfg.arg);
 }
 
 /* Handshakes past their deadline, and proven links gone silent. */

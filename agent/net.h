@@ -51,11 +51,20 @@ typedef struct agent_net_config {
 	void *arg;
 	void (*peer_up)(void *arg, unsigned peer);
 	void (*peer_down)(void *arg, unsigned peer);
-	/* A frame payload from an authenticated peer; an error closes it. */
-	revokd_err (*frame)(void *arg, unsigned peer, const uint8_t *payload,
-	    size_t len);
+	/*
+	 * Frame payloads that arrived together from an authenticated peer,
+	 * in order (valid during the call); an error closes the link.
+	 */
+	revokd_err (*frames)(void *arg, unsigned peer,
+	    const engine_frame *frames, size_t n);
 	/* The frame last given to agent_net_send for peer has been sent. */
 	void (*send_done)(void *arg, unsigned peer);
+	/*
+	 * Around each burst of completions the loop handles in one wake-up
+	 * (may be NULL): what arrives in one burst can be committed together.
+	 */
+	void (*burst_begin)(void *arg);
+	void (*burst_end)(void *arg);
 } agent_net_config;
 
 /*

@@ -318,6 +318,26 @@ typedef struct crdt_apply_stats {
 } crdt_apply_stats;
 
 /*
+ * How a write transaction reaches the disk.
+ *
+ * CRDT_DURABLE: data pages and the meta page are fsync'd before the call
+ * returns; the transaction survives kill -9 and power loss.
+ *
+ * CRDT_REPLICA: data pages are fsync'd, the meta page is written but not
+ * (LMDB's MDB_NOMETASYNC). The store stays consistent whatever happens; a
+ * process crash loses nothing; a power failure may lose the last such
+ * transaction, until the next commit or crdt_store_sync makes it durable.
+ * For entries that peers hold anyway (replication), which repair restores.
+ */
+typedef enum crdt_durability {
+	CRDT_DURABLE = 0,
+	CRDT_REPLICA = 1,
+} crdt_durability;
+
+/* Make every committed transaction durable (an fsync), if one is not. */
+revokd_err crdt_store_sync(crdt_store *s);
+
+/*
  * Merge n entries into the store in one write transaction, at time now (unix
  * seconds). Token entries already past exp + prune_leeway are dropped. For
  * every entry that changed the stored state, the new merged state is written
@@ -330,6 +350,11 @@ typedef struct crdt_apply_stats {
  */
 revokd_err crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n,
     int64_t now, crdt_entry *changed, crdt_apply_stats *stats);
+
+/* crdt_store_apply with a chosen durability (crdt_store_apply: DURABLE). */
+revokd_err crdt_store_apply_as(crdt_store *s, crdt_durability d,
+    const crdt_entry *in, size_t n, int64_t now, crdt_entry *changed,
+    crdt_apply_stats *stats);
 
 /*
  * Prune: one step of a sweep through the entries in key order. Examines at

@@ -43,6 +43,9 @@ struct crdt_store {
 	uint64_t count;      /* entries as of the last commit */
 	size_t last_txnid;   /* id of the last committed snapshot */
 	crdt_key prune_next; /* where the prune sweep resumes */
+	bool meta_async;     /* MDB_NOMETASYNC is set now */
+	bool unsynced;       /* a REPLICA commit is not yet durable */
+	bool no_sync;        /* opened with no_sync: nothing to sync */
 	crdt_key *prune_buf; /* CRDT__PRUNE_CHUNK keys to delete */
 };
 

@@ -150,6 +150,7 @@ crdt__last_txnid(crdt_store *s)
 static revokd_err
 crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 {
+	size_t id;
 	int rc;
 
 	if (err == REVOKD_OK)
@@ -164,7 +165,15 @@ crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 		return crdt__mdb_err(rc);
 	}
 	crdt__buckets_end(s, true);
-	s->last_txnid = crdt__last_txnid(s);
+	id = crdt__last_txnid(s);
+	/*
+	 * A commit that wrote (the snapshot moved) leaves its meta page
+	 * unsynced when meta-async; a fully synced one flushes it and every
+	 * earlier one (same file).
+	 */
+	if (id != s->last_txnid)
+		s->unsynced = s->meta_async;
+	s->last_txnid = id;
 	return REVOKD_OK;
 }
 
@@ -323,6 +332,7 @@ crdt_store_open(const char *dir, const crdt_store_options *opt,
 		return REVOKD_ENOMEM;
 	s->lock_fd = -1;
 	s->read_only = o->read_only;
+	s->no_sync = o->no_sync;
 	s->prune_leeway =
 	    o->prune_leeway ? o->prune_leeway : CRDT__DEFAULT_LEEWAY;
 	if ((!s->read_only &&
@@ -419,9 +429,44 @@ crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
 	return REVOKD_OK;
 }
 
+/* Set the meta-page sync mode for the next commits. */
+static revokd_err
+crdt__durability(crdt_store *s, crdt_durability d)
+{
+	bool want = d == CRDT_REPLICA;
+	int rc;
+
+	if (s->no_sync || s->meta_async == want)
+		return REVOKD_OK;
+	if ((rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, want)) != 0)
+		return crdt__mdb_err(rc);
+	s->meta_async = want;
+	return REVOKD_OK;
+}
+
+revokd_err
+crdt_store_sync(crdt_store *s)
+{
+	int rc;
+
+	if (s->read_only || s->no_sync || !s->unsynced)
+		return REVOKD_OK;
+	if ((rc = mdb_env_sync(s->env, 1)) != 0)
+		return crdt__mdb_err(rc);
+	s->unsynced = false;
+	return REVOKD_OK;
+}
+
 revokd_err
 crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
     crdt_entry *changed, crdt_apply_stats *stats)
+{
+	return crdt_store_apply_as(s, CRDT_DURABLE, in, n, now, changed, stats);
+}
+
+revokd_err
+crdt_store_apply_as(crdt_store *s, crdt_durability d, const crdt_entry *in,
+    size_t n, int64_t now, crdt_entry *changed, crdt_apply_stats *stats)
 {
 	crdt_apply_stats st = { 0 };
 	crdt_entry merged;
@@ -431,6 +476,8 @@ crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n, int64_t now,
 
 	if (s->read_only)
 		return REVOKD_EPERM;
+	if ((err = crdt__durability(s, d)) != REVOKD_OK)
+		return err;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return crdt__mdb_err(rc);
 	for (size_t i = 0; i < n && err == REVOKD_OK; i++) {

@@ -285,7 +285,9 @@ ref_summary(const struct ref_state *rs)
 /*
  * The writer child: open the store (syncing) and commit batch first,
  * first + 1, ..., writing each batch number to out_fd once its apply has
- * returned OK. Runs until killed (bounded, should the parent vanish).
+ * returned OK. Odd batches are committed CRDT_REPLICA (meta page not
+ * synced), even ones CRDT_DURABLE: a process crash must lose neither. Runs
+ * until killed (bounded, should the parent vanish).
  */
 static void
 writer_child(const char *dir, uint32_t first, int out_fd)
@@ -300,8 +302,8 @@ writer_child(const char *dir, uint32_t first, int out_fd)
 		if (now_ms() - start > 30000)
 			_exit(5);
 		make_batch(i, batch);
-		if (crdt_store_apply(s, batch, BATCH, NOW, NULL, NULL) !=
-		    REVOKD_OK)
+		if (crdt_store_apply_as(s, i & 1 ? CRDT_REPLICA : CRDT_DURABLE,
+		        batch, BATCH, NOW, NULL, NULL) != REVOKD_OK)
 			_exit(3);
 		if (!tu_write_full(out_fd, &i, sizeof(i)))
 			_exit(4);
@@ -336,7 +338,8 @@ run_and_kill_writer(struct fx *f, uint32_t first, uint32_t want,
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		fail_msg("writer child ended by itself, status %#x", status);
 	/* The pipe holds what it wrote before dying; then EOF. */
-	while (seen < 100000 && tu_read_full(f->fds[0], &got, sizeof(got), 1000)) {
+	while (
+	    seen < 100000 && tu_read_full(f->fds[0], &got, sizeof(got), 1000)) {
 		assert_int_equal(got, first + seen);
 		seen++;
 	}
