@@ -903,6 +903,8 @@ engine__peer_tick(engine *e, struct engine__peer *p, uint64_t now)
 void
 engine_tick(engine *e, uint64_t now)
 {
+	int dead;
+
 	for (unsigned i = 0; i < e->cfg.n_peers; i++)
 		engine__peer_tick(e, &e->peers[i], now);
 	if (now >= e->next_prune_us)
@@ -910,6 +912,8 @@ engine_tick(engine *e, uint64_t now)
 	if (now >= e->next_meta_us) {
 		engine__wm_save(e, now);
 		(void)crdt_store_sync(e->store); /* bound the replica window */
+		/* Direct readers that died must not pin old pages. */
+		(void)crdt_store_reader_check(e->store, &dead);
 		e->next_meta_us = now + e->cfg.meta_interval_us;
 	}
 }

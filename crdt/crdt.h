@@ -334,6 +334,12 @@ typedef enum crdt_durability {
 	CRDT_REPLICA = 1,
 } crdt_durability;
 
+/*
+ * Free the reader slots of processes that died holding a snapshot (they
+ * would pin old pages and grow the file). *cleared is how many.
+ */
+revokd_err crdt_store_reader_check(crdt_store *s, int *cleared);
+
 /* Make every committed transaction durable (an fsync), if one is not. */
 revokd_err crdt_store_sync(crdt_store *s);
 

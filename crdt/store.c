@@ -445,6 +445,17 @@ crdt__durability(crdt_store *s, crdt_durability d)
 }
 
 revokd_err
+crdt_store_reader_check(crdt_store *s, int *cleared)
+{
+	int dead = 0, rc = mdb_reader_check(s->env, &dead);
+
+	if (rc != 0)
+		return crdt__mdb_err(rc);
+	*cleared = dead;
+	return REVOKD_OK;
+}
+
+revokd_err
 crdt_store_sync(crdt_store *s)
 {
 	int rc;

@@ -498,9 +498,10 @@ count_expiring(void *arg, const crdt_entry *e)
 
 /*
  * A read-only process killed while holding a snapshot leaves a reader slot
- * behind; the next open of the store (while another process keeps the
- * environment's lock file in use, so it is not simply reinitialised) gives
- * it back, and the writer then applies and prunes normally.
+ * behind; crdt_store_reader_check, which the agent runs periodically, gives
+ * it back, as does the next open of the store (while another process keeps
+ * the environment's lock file in use, so it is not simply reinitialised);
+ * the writer then applies and prunes normally.
  */
 static void
 test_killed_reader_slot_reclaimed(void **state)
@@ -534,8 +535,13 @@ test_killed_reader_slot_reclaimed(void **state)
 	assert_int_equal(reader_slots(f->s, holder), 0);
 	status = kill_kid(f, 0);
 	assert_true(WIFSIGNALED(status));
-	/* Nothing reclaims the slot while this env stays open. */
+	/* Nothing reclaims the slot by itself while this env stays open... */
 	assert_int_equal(reader_slots(f->s, reader), 1);
+	/* ...but the writer's periodic check does. */
+	dead = -1;
+	assert_int_equal(crdt_store_reader_check(f->s, &dead), REVOKD_OK);
+	assert_int_equal(dead, 1);
+	assert_int_equal(reader_slots(f->s, reader), 0);
 	store_close(f);
 
 	assert_int_equal(kill(holder, 0), 0); /* still keeps the env in use */
