@@ -411,10 +411,18 @@ revokd_err crdt_reader_new(crdt_store *s, crdt_reader **out);
 void crdt_reader_free(crdt_reader *r);
 
 /*
- * Take a fresh snapshot. On a read-only store whose writer grew the map, the
- * new size is adopted and the snapshot taken (the caller sees nothing).
+ * Take a fresh snapshot. REVOKD_EMAPRESIZED on a read-only store whose
+ * writer grew the map past this process's mapping: end every snapshot of
+ * the store in this process, call crdt_store_remap, and begin again.
  */
 revokd_err crdt_reader_begin(crdt_reader *r);
+
+/*
+ * Adopt the map size the writer grew the store to. Only with no snapshot
+ * of s open in this process (LMDB's rule): a multi-threaded caller holds
+ * its readers off while it remaps.
+ */
+revokd_err crdt_store_remap(crdt_store *s);
 
 /* Release the snapshot (keeps the reader slot for the next begin). */
 void crdt_reader_end(crdt_reader *r);

@@ -71,21 +71,16 @@ crdt_reader_begin(crdt_reader *r)
 
 	if (r->active)
 		crdt_reader_end(r);
-	rc = crdt__reader_take(r);
-	if (rc == MDB_MAP_RESIZED) {
-		/*
-		 * The writer grew the map past our mapping. Adopting the new
-		 * size is only allowed with no snapshot open in this process;
-		 * the caller's threading rule (one reader per thread, readers
-		 * of a read-only store kept in step by the caller) covers it.
-		 */
-		if ((rc = mdb_env_set_mapsize(r->s->env, 0)) == 0)
-			rc = crdt__reader_take(r);
-	}
-	if (rc != 0)
-		return crdt__mdb_err(rc);
+	if ((rc = crdt__reader_take(r)) != 0)
+		return crdt__mdb_err(rc); /* MAP_RESIZED: the caller remaps */
 	r->active = true;
 	return REVOKD_OK;
+}
+
+revokd_err
+crdt_store_remap(crdt_store *s)
+{
+	return crdt__mdb_err(mdb_env_set_mapsize(s->env, 0));
 }
 
 void

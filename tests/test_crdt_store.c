@@ -1205,7 +1205,10 @@ ro_child(const char *dir, const crdt_entry *first, const crdt_entry *second,
 	rep.old_get_err = crdt_reader_get(old, &second->key, &got);
 	crdt_reader_end(old);
 	crdt_reader_end(r);
-	rep.begin_err = crdt_reader_begin(r);
+	/* The writer may have grown the map: adopt it, every snapshot ended. */
+	if ((rep.begin_err = crdt_reader_begin(r)) == REVOKD_EMAPRESIZED &&
+	    crdt_store_remap(s) == REVOKD_OK)
+		rep.begin_err = crdt_reader_begin(r);
 	ro_look(s, r, second, &rep);
 	if (!tu_write_full(out_fd, &rep, sizeof(rep)))
 		_exit(4);
