@@ -872,7 +872,11 @@ engine__prune(engine *e, uint64_t now)
 {
 	size_t pruned = 0;
 	bool more = false;
+	int dead;
 
+	(void)crdt_store_sync(e->store); /* bound the replica window */
+	/* Direct readers that died must not pin old pages. */
+	(void)crdt_store_reader_check(e->store, &dead);
 	if (crdt_store_prune(e->store, engine__now_s(now), e->cfg.prune_step,
 	        &pruned, &more) == REVOKD_OK)
 		e->stats.pruned += pruned;
@@ -903,17 +907,13 @@ engine__peer_tick(engine *e, struct engine__peer *p, uint64_t now)
 void
 engine_tick(engine *e, uint64_t now)
 {
-	int dead;
-
 	for (unsigned i = 0; i < e->cfg.n_peers; i++)
 		engine__peer_tick(e, &e->peers[i], now);
 	if (now >= e->next_prune_us)
 		engine__prune(e, now);
 	if (now >= e->next_meta_us) {
+		/* Direct readers compute staleness from these. */
 		engine__wm_save(e, now);
-		(void)crdt_store_sync(e->store); /* bound the replica window */
-		/* Direct readers that died must not pin old pages. */
-		(void)crdt_store_reader_check(e->store, &dead);
 		e->next_meta_us = now + e->cfg.meta_interval_us;
 	}
 }

@@ -44,7 +44,7 @@
  *   acknowledged. Entries from peers are committed with CRDT_REPLICA (data
  *   pages synced, meta page not): a process crash loses nothing, a power
  *   failure at most the last such transaction of the last second (synced
- *   at every meta_interval), which the peers still hold and repair brings
+ *   at every prune interval), which the peers still hold and repair brings
  *   back.
  *
  * Threading: an engine is used by one thread at a time.
@@ -90,7 +90,7 @@ typedef struct engine_config {
 	uint32_t drift_ppm;         /* clock drift allowance; default 200 */
 	uint64_t prune_interval_us; /* prune step interval; default 1 s */
 	size_t prune_step;         /* entries examined per step; default 4096 */
-	uint64_t meta_interval_us; /* watermarks saved to the store; 1 s */
+	uint64_t meta_interval_us; /* watermarks saved to the store; 50 ms */
 } engine_config;
 
 /* What a local operation does. */

@@ -22,7 +22,7 @@
 #define ENGINE__DRIFT_PPM 200
 #define ENGINE__PRUNE_INTERVAL_US 1000000
 #define ENGINE__PRUNE_STEP 4096
-#define ENGINE__META_INTERVAL_US 1000000
+#define ENGINE__META_INTERVAL_US 50000
 
 /* Bytes a frame's protobuf adds around its entries, at most. */
 #define ENGINE__FRAME_OVERHEAD 64

@@ -387,8 +387,9 @@ void crdt_store_buckets_sum(const crdt_store *s, uint32_t first, uint32_t last,
 #define CRDT_META_MAX 4096
 
 /*
- * Set metadata name to len bytes of value, in its own write transaction.
- * Names starting with "crdt." are the store's own.
+ * Set metadata name to len bytes of value, in its own write transaction,
+ * committed as CRDT_REPLICA (metadata is rewritten often). Names starting
+ * with "crdt." are the store's own.
  */
 revokd_err crdt_store_meta_put(crdt_store *s, const char *name,
     const void *value, size_t len);

@@ -639,12 +639,17 @@ crdt_store_meta_put(crdt_store *s, const char *name, const void *value,
 {
 	MDB_val k = { strlen(name), (void *)name }, v = { len, (void *)value };
 	MDB_txn *txn;
+	revokd_err err;
 	int rc;
 
 	if (s->read_only)
 		return REVOKD_EPERM;
 	if (k.mv_size == 0 || k.mv_size > 255 || len > CRDT_META_MAX)
 		return REVOKD_EINVAL;
+	/* Metadata is rewritten often and rebuilt after a loss: no meta sync.
+	 */
+	if ((err = crdt__durability(s, CRDT_REPLICA)) != REVOKD_OK)
+		return err;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return crdt__mdb_err(rc);
 	rc = mdb_put(txn, s->meta, &k, &v, 0);
