@@ -237,7 +237,8 @@ agent_open_keyer(agent *a, char *err, size_t err_len)
 {
 	uint8_t secret[CRDT_SECRET_LEN];
 	revokd_err e =
-	    agent_secret_load(a->cfg.secret_file, secret, err, err_len);
+	    revokd_secret_load(a->cfg.secret_file, secret, sizeof(secret), err,
+	        err_len);
 
 	if (e == REVOKD_OK)
 		e = crdt_keyer_new(secret, sizeof(secret), &a->keyer);

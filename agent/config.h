@@ -125,21 +125,4 @@ typedef struct agent_config {
 revokd_err agent_config_load(const char *path, agent_config *out, char *err,
     size_t err_len);
 
-/*
- * Check that path is a regular file that only its owner may read or write
- * (no group or other permission bits), as secrets and private keys must be.
- * REVOKD_EPERM (mode), REVOKD_ENOTFOUND, or REVOKD_EIO, with err saying which
- * and naming the file and its mode.
- */
-revokd_err agent_check_private_file(const char *path, char *err,
-    size_t err_len);
-
-/*
- * Load the cluster secret: exactly CRDT_SECRET_LEN bytes in a private file
- * (agent_check_private_file). Errors as above, or REVOKD_ECONFIG for a
- * wrong length.
- */
-revokd_err agent_secret_load(const char *path, uint8_t *secret, char *err,
-    size_t err_len);
-
 #endif /* AGENT_CONFIG_H */

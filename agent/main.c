@@ -40,7 +40,8 @@ check_only(const agent_config *cfg)
 	char err[AGENT_ERR_LEN];
 	agent_tls *tls;
 
-	if (agent_secret_load(cfg->secret_file, secret, err, sizeof(err)) !=
+	if (revokd_secret_load(cfg->secret_file, secret, sizeof(secret), err,
+	        sizeof(err)) !=
 	        REVOKD_OK ||
 	    agent_tls_load(cfg->ca, cfg->cert, cfg->key, cfg->region,
 	        time(NULL), &tls, err, sizeof(err)) != REVOKD_OK) {

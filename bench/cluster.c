@@ -225,16 +225,19 @@ cluster_new(unsigned n, const cluster_options *o, cluster *out)
 	c->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		cluster_node *nd = &c->node[i];
+		char dir[sizeof(nd->dir)];
 
 		snprintf(nd->name, sizeof(nd->name), "%s", cluster_names[i]);
 		nd->id = (uint16_t)(i + 1);
 		nd->port = cluster_free_port();
 		nd->metrics_port = cluster_free_port();
-		snprintf(nd->dir, sizeof(nd->dir), "%s/%s", c->dir, nd->name);
-		snprintf(nd->conf, sizeof(nd->conf), "%s/revokd.conf", nd->dir);
-		snprintf(nd->query, sizeof(nd->query), "%s/q.sock", nd->dir);
-		snprintf(nd->admin, sizeof(nd->admin), "%s/a.sock", nd->dir);
-		snprintf(nd->log, sizeof(nd->log), "%s/log", nd->dir);
+		/* From a copy: gcc sees every field as part of *c. */
+		snprintf(dir, sizeof(dir), "%s/%s", c->dir, nd->name);
+		memcpy(nd->dir, dir, sizeof(nd->dir));
+		snprintf(nd->conf, sizeof(nd->conf), "%s/revokd.conf", dir);
+		snprintf(nd->query, sizeof(nd->query), "%s/q.sock", dir);
+		snprintf(nd->admin, sizeof(nd->admin), "%s/a.sock", dir);
+		snprintf(nd->log, sizeof(nd->log), "%s/log", dir);
 	}
 	if ((err = cluster_pki(c)) != REVOKD_OK)
 		return err;

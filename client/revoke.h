@@ -14,7 +14,7 @@
  *                  microsecond). It needs the cluster secret (to turn ids
  *                  into the agent's keys) and read access to the data dir.
  *                  It gives the socket's verdicts; its staleness comes from
- *                  what the agent saves every 200 ms, so it can read up to
+ *                  what the agent saves every 50 ms, so it can read up to
  *                  that much older, never fresher, than the socket's.
  *
  *   revoke_verifier  verifies a compact JWS (ES256, RS256, EdDSA only;
@@ -51,10 +51,10 @@ extern "C" {
 /* What a call did. REVOKE_OK is zero. */
 typedef enum revoke_status {
 	REVOKE_OK = 0,
-	REVOKE_E_INVALID,  /* a bad argument */
+	REVOKE_E_INVALID, /* a bad argument */
 	REVOKE_E_NOMEM,
-	REVOKE_E_CONNECT,  /* the agent's socket cannot be reached */
-	REVOKE_E_CLOSED,   /* the connection broke; the next call reconnects */
+	REVOKE_E_CONNECT, /* the agent's socket cannot be reached */
+	REVOKE_E_CLOSED,  /* the connection broke; the next call reconnects */
 	REVOKE_E_TIMEOUT,
 	REVOKE_E_PROTOCOL, /* the agent answered something unexpected */
 	REVOKE_E_AGENT,    /* the agent refused the request */
@@ -78,7 +78,10 @@ typedef enum revoke_verdict {
 /* "VALID", "REVOKED_TOKEN", ... Never NULL. */
 const char *revoke_verdict_name(revoke_verdict v);
 
-/* What to check. NULL ids are absent; a length of 0 means strlen. */
+/*
+ * What to check. A length of 0 means strlen; NULL and empty ids are absent.
+ * At least one id must be given; none may be longer than 1024 bytes.
+ */
 typedef struct revoke_query {
 	const char *jti;
 	size_t jti_len;
@@ -89,7 +92,7 @@ typedef struct revoke_query {
 	bool has_ver;
 	uint64_t ver; /* the token's ver claim */
 	bool has_iat;
-	int64_t iat;  /* the token's iat claim, unix seconds */
+	int64_t iat; /* the token's iat claim, unix seconds */
 } revoke_query;
 
 /* The answer. */
@@ -126,8 +129,8 @@ revoke_status revoke_client_check(revoke_client *c, const revoke_query *q,
  * n checks in one round trip: all are sent, then all answers read, in
  * order. On error, none of out is to be trusted.
  */
-revoke_status revoke_client_check_many(revoke_client *c,
-    const revoke_query *q, size_t n, revoke_answer *out);
+revoke_status revoke_client_check_many(revoke_client *c, const revoke_query *q,
+    size_t n, revoke_answer *out);
 
 /* A subject's version and not-before (ms), for minting tokens. */
 revoke_status revoke_client_version(revoke_client *c, const char *sub,
@@ -144,8 +147,8 @@ typedef struct revoke_reader revoke_reader;
  * Open the agent's data dir read-only, with the cluster secret's file
  * (32 bytes; must not be readable by group or others).
  */
-revoke_status revoke_reader_open(const char *data_dir,
-    const char *secret_file, revoke_reader **out);
+revoke_status revoke_reader_open(const char *data_dir, const char *secret_file,
+    revoke_reader **out);
 
 /* Close, freeing every reader slot it held. NULL is allowed. */
 void revoke_reader_close(revoke_reader *r);
@@ -171,24 +174,24 @@ revoke_status revoke_reader_version(revoke_reader *r, const char *sub,
 /* Why a token was refused (REVOKE_TOKEN_OK: it was not). */
 typedef enum revoke_reason {
 	REVOKE_TOKEN_OK = 0,
-	REVOKE_TOKEN_MALFORMED,      /* not three base64url parts, bad JSON */
-	REVOKE_TOKEN_ALG,            /* alg none, unknown or not allowed */
-	REVOKE_TOKEN_UNKNOWN_KEY,    /* no key with that kid, even reloaded */
-	REVOKE_TOKEN_KEY_MISMATCH,   /* the key cannot be used with that alg */
-	REVOKE_TOKEN_SIGNATURE,      /* the signature does not verify */
-	REVOKE_TOKEN_EXPIRED,        /* exp + leeway <= now */
-	REVOKE_TOKEN_NOT_YET_VALID,  /* nbf - leeway > now */
+	REVOKE_TOKEN_MALFORMED,     /* not three base64url parts, bad JSON */
+	REVOKE_TOKEN_ALG,           /* alg none, unknown or not allowed */
+	REVOKE_TOKEN_UNKNOWN_KEY,   /* no key with that kid, even reloaded */
+	REVOKE_TOKEN_KEY_MISMATCH,  /* the key cannot be used with that alg */
+	REVOKE_TOKEN_SIGNATURE,     /* the signature does not verify */
+	REVOKE_TOKEN_EXPIRED,       /* exp + leeway <= now */
+	REVOKE_TOKEN_NOT_YET_VALID, /* nbf - leeway > now */
 	REVOKE_TOKEN_ISSUED_IN_FUTURE, /* iat - leeway > now */
-	REVOKE_TOKEN_TOO_OLD,        /* iat + max_age + leeway <= now */
-	REVOKE_TOKEN_CLAIM_MISSING,  /* exp, or a claim a check needs */
-	REVOKE_TOKEN_ISSUER,         /* iss is not the one required */
-	REVOKE_TOKEN_AUDIENCE,       /* aud does not hold the one required */
-	REVOKE_TOKEN_REVOKED,        /* jti revoked */
-	REVOKE_TOKEN_SESSION_REVOKED, /* sid revoked */
-	REVOKE_TOKEN_STALE_VERSION,  /* ver below the user's version */
+	REVOKE_TOKEN_TOO_OLD,          /* iat + max_age + leeway <= now */
+	REVOKE_TOKEN_CLAIM_MISSING,    /* exp, or a claim a check needs */
+	REVOKE_TOKEN_ISSUER,           /* iss is not the one required */
+	REVOKE_TOKEN_AUDIENCE,         /* aud does not hold the one required */
+	REVOKE_TOKEN_REVOKED,          /* jti revoked */
+	REVOKE_TOKEN_SESSION_REVOKED,  /* sid revoked */
+	REVOKE_TOKEN_STALE_VERSION,    /* ver below the user's version */
 	REVOKE_TOKEN_REVOKED_NOT_BEFORE, /* iat before the user's not-before */
-	REVOKE_TOKEN_STALE_STATE,    /* the agent's staleness is over policy */
-	REVOKE_TOKEN_UNAVAILABLE,    /* the revocation check could not run */
+	REVOKE_TOKEN_STALE_STATE, /* the agent's staleness is over policy */
+	REVOKE_TOKEN_UNAVAILABLE, /* the revocation check could not run */
 } revoke_reason;
 
 /* A short sentence for a reason ("token expired"). Never NULL. */
@@ -200,10 +203,10 @@ const char *revoke_reason_name(revoke_reason r);
 /* What a log callback is told about a time-related refusal. */
 typedef struct revoke_time_report {
 	revoke_reason reason;
-	const char *region;  /* of the agent, "" when unknown */
-	int64_t server_time; /* the verifier's now, unix s */
+	const char *region;    /* of the agent, "" when unknown */
+	int64_t server_time;   /* the verifier's now, unix s */
 	int64_t iat, exp, nbf; /* 0 when absent */
-	int64_t drift_s;     /* how far outside the window, seconds */
+	int64_t drift_s;       /* how far outside the window, seconds */
 } revoke_time_report;
 
 /* Options of a verifier. Zero fields take the defaults. */
@@ -250,10 +253,10 @@ typedef struct revoke_claims {
 
 /* A verification's outcome. */
 typedef struct revoke_result {
-	revoke_reason reason;  /* REVOKE_TOKEN_OK when the token is good */
+	revoke_reason reason; /* REVOKE_TOKEN_OK when the token is good */
 	revoke_claims claims;
-	bool checked;          /* the revocation check ran */
-	revoke_answer answer;  /* its answer, when checked */
+	bool checked;         /* the revocation check ran */
+	revoke_answer answer; /* its answer, when checked */
 } revoke_result;
 
 /*
@@ -262,7 +265,7 @@ typedef struct revoke_result {
  * source problem gives REVOKE_TOKEN_UNAVAILABLE and the status); the token's
  * fate is out->reason.
  */
-revoke_status revoke_verify(revoke_verifier *v, const char *token,
+revoke_status revoke_jwt_verify(revoke_verifier *v, const char *token,
     size_t len, int64_t now, revoke_result *out);
 
 #ifdef __cplusplus

@@ -112,4 +112,28 @@ void revokd_buf_consume(revokd_buf *b, size_t len);
 /* Free the memory and empty the buffer. */
 void revokd_buf_free(revokd_buf *b);
 
+/* ------------------------------------------------------------------------ */
+/* Private files                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Check that path is a regular file that only its owner may read or write
+ * (no group or other permission bits), as secrets and private keys must be.
+ * REVOKD_EPERM (mode), REVOKD_ENOTFOUND, or REVOKD_EIO, with err saying which
+ * and naming the file and its mode.
+ */
+revokd_err revokd_private_file_check(const char *path, char *err,
+    size_t err_len);
+
+/* The longest secret revokd_secret_load reads. */
+#define REVOKD_SECRET_MAX 64
+
+/*
+ * Load a secret of exactly len bytes (at most REVOKD_SECRET_MAX) from a
+ * private file, checked on the descriptor it is read from. Errors as
+ * revokd_private_file_check, or REVOKD_ECONFIG for a wrong length.
+ */
+revokd_err revokd_secret_load(const char *path, uint8_t *secret, size_t len,
+    char *err, size_t err_len);
+
 #endif /* REVOKD_H */

@@ -587,17 +587,17 @@ test_private_file(void **state)
 		test_write(path, "private", "x", 1, cases[i].mode);
 		err[0] = '\0';
 		assert_int_equal(
-		    agent_check_private_file(path, err, sizeof(err)),
+		    revokd_private_file_check(path, err, sizeof(err)),
 		    cases[i].rc);
 		if (cases[i].want != NULL)
 			test_err_is(err, path, cases[i].want);
 		unlink(path);
 	}
-	assert_int_equal(agent_check_private_file(test_dir, err, sizeof(err)),
+	assert_int_equal(revokd_private_file_check(test_dir, err, sizeof(err)),
 	    REVOKD_EIO);
 	test_err_is(err, test_dir, ": a directory: want a regular file");
 	test_path(path, "missing");
-	assert_int_equal(agent_check_private_file(path, err, sizeof(err)),
+	assert_int_equal(revokd_private_file_check(path, err, sizeof(err)),
 	    REVOKD_ENOTFOUND);
 	test_err_is(err, path, ": No such file or directory");
 }
@@ -616,7 +616,7 @@ test_secret_len(size_t len, mode_t mode, revokd_err rc, const char *want)
 	memset(secret, 0xaa, sizeof(secret));
 	memcpy(before, secret, sizeof(secret));
 	test_write(path, "cluster.secret", data, len, mode);
-	assert_int_equal(agent_secret_load(path, secret, err, sizeof(err)), rc);
+	assert_int_equal(revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)), rc);
 	if (rc == REVOKD_OK)
 		assert_memory_equal(secret, data, CRDT_SECRET_LEN);
 	else
@@ -641,10 +641,10 @@ test_secret_load(void **state)
 	test_secret_len(1000, 0600, REVOKD_ECONFIG, ": 1000 bytes, want 32");
 	test_secret_len(32, 0640, REVOKD_EPERM, ": mode 0640: must not be");
 	test_path(path, "missing");
-	assert_int_equal(agent_secret_load(path, secret, err, sizeof(err)),
+	assert_int_equal(revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)),
 	    REVOKD_ENOTFOUND);
 	test_err_is(err, path, ": No such file or directory");
-	assert_int_equal(agent_secret_load(test_dir, secret, err, sizeof(err)),
+	assert_int_equal(revokd_secret_load(test_dir, secret, sizeof(secret), err, sizeof(err)),
 	    REVOKD_EIO);
 	test_err_is(err, test_dir, ": a directory: want a regular file");
 }
