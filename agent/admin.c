@@ -159,6 +159,9 @@ admin_import_op(agent *a, const Revokd__Local__ImportItem *it, engine_op *op)
 }
 
 /* The ops of one write request into w; a message for the client if bad. */
+/* admin_build's answer when memory ran out: not the client's fault. */
+static const char admin_oom[] = "out of memory";
+
 static const char *
 admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
     const Revokd__Local__Wait **wait)
@@ -172,7 +175,7 @@ admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
 	if (w->n_ops == 0 || w->n_ops > AGENT_IMPORT_MAX)
 		return "an import holds 1 to 10000 items";
 	if ((w->ops = calloc(w->n_ops, sizeof(*w->ops))) == NULL)
-		return "out of memory";
+		return admin_oom;
 	switch (req->body_case) {
 	case REVOKD__LOCAL__REQUEST__BODY_REVOKE_TOKEN:
 		*wait = req->revoke_token->wait;
@@ -188,8 +191,7 @@ admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
 		id = req->restore_token->jti;
 		return admin_token_op(a, ENGINE_OP_RESTORE, CRDT_KIND_JTI, &id,
 		           req->restore_token->exp, 0, w->ops)
-		           ? "needs a jti (1 to 1024 bytes), an exp not past, "
-		             "a reason 0-255"
+		           ? "needs a jti (1 to 1024 bytes), an exp not past"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_REVOKE_SESSION:
 		*wait = req->revoke_session->wait;
@@ -205,8 +207,7 @@ admin_build(agent *a, const Revokd__Local__Request *req, struct agent_write *w,
 		id = req->restore_session->sid;
 		return admin_token_op(a, ENGINE_OP_RESTORE, CRDT_KIND_SID, &id,
 		           req->restore_session->exp, 0, w->ops)
-		           ? "needs a sid (1 to 1024 bytes), an exp not past, "
-		             "a reason 0-255"
+		           ? "needs a sid (1 to 1024 bytes), an exp not past"
 		           : NULL;
 	case REVOKD__LOCAL__REQUEST__BODY_REVOKE_USER:
 		*wait = req->revoke_user->wait;
@@ -253,6 +254,7 @@ admin_wait(agent *a, const Revokd__Local__Wait *wait, struct agent_write *w)
 struct admin_dump {
 	Revokd__Local__DumpEntry *v, **p;
 	size_t n, max;
+	size_t bytes, max_bytes; /* of the packed DumpResult */
 	bool more;
 	crdt_key skip; /* `after` itself is not part of the answer */
 	bool has_skip;
@@ -263,6 +265,7 @@ admin_dump_one(void *arg, const crdt_entry *e)
 {
 	struct admin_dump *d = arg;
 	Revokd__Local__DumpEntry *o;
+	size_t size;
 
 	if (d->has_skip && crdt_key_cmp(&e->key, &d->skip) == 0)
 		return true;
@@ -289,6 +292,15 @@ admin_dump_one(void *arg, const crdt_entry *e)
 		o->version = crdt_subject_version(&e->u.subject);
 		o->not_before_ms = e->u.subject.not_before_ms;
 	}
+	/* Field 1, length-delimited: a tag byte and the length's varint. */
+	size = revokd__local__dump_entry__get_packed_size(o);
+	size += 1 + (size < 128 ? 1 : 2);
+	if (d->bytes + size > d->max_bytes) {
+		free(o->key.data);
+		d->more = true;
+		return false;
+	}
+	d->bytes += size;
 	d->p[d->n++] = o;
 	return true;
 }
@@ -301,6 +313,8 @@ admin_dump(agent *a, const Revokd__Local__Dump *q, agent_local_slot *slot)
 	struct admin_dump d = { 0 };
 
 	d.max = q->limit ? q->limit : AGENT_DUMP_DEFAULT;
+	/* A page is also cut to fit max_message, with room for `more`. */
+	d.max_bytes = a->cfg.max_message - 16;
 	if (d.max > AGENT_DUMP_MAX ||
 	    (q->after.len != 0 && q->after.len != CRDT_KEY_LEN)) {
 		agent_reply_error(slot,
@@ -358,7 +372,10 @@ agent_admin_request(agent *a, const Revokd__Local__Request *req,
 	if ((bad = admin_build(a, req, w, &wait)) != NULL ||
 	    (bad = admin_wait(a, wait, w)) != NULL) {
 		agent_reply_error(slot,
-		    REVOKD__LOCAL__ERROR_CODE__ERROR_MALFORMED, bad);
+		    bad == admin_oom
+		        ? REVOKD__LOCAL__ERROR_CODE__ERROR_INTERNAL
+		        : REVOKD__LOCAL__ERROR_CODE__ERROR_MALFORMED,
+		    bad);
 		admin_write_free(w);
 		return;
 	}

@@ -603,6 +603,84 @@ test_data_dir_locked(void **state)
 	assert_all_one_line();
 }
 
+/*
+ * Dump pages through everything, each answer within max_message: with the
+ * smallest max_message, a page of 10,000 entries would not fit, so pages
+ * end early with `more` set, and paging on `more` sees every key once.
+ */
+static void
+test_dump_pages_fit(void **state)
+{
+	enum { ITEMS = 4000 };
+	cluster *c = *state;
+	cluster_options o = {
+		.extra_limits = "max_message = 65536\nclient_output = 65540"
+	};
+	Revokd__Local__ImportItem items[ITEMS], *itemp[ITEMS];
+	Revokd__Local__Import imp = REVOKD__LOCAL__IMPORT__INIT;
+	Revokd__Local__Request req = REVOKD__LOCAL__REQUEST__INIT;
+	Revokd__Local__Dump dump = REVOKD__LOCAL__DUMP__INIT;
+	Revokd__Local__Response *resp;
+	static char ids[ITEMS][24];
+	uint8_t after[16], prev[16];
+	size_t total = 0, pages = 0;
+	bool more = true;
+
+	assert_int_equal(cluster_new(1, &o, c), REVOKD_OK);
+	start_all(c);
+	for (int i = 0; i < ITEMS; i++) {
+		revokd__local__import_item__init(&items[i]);
+		snprintf(ids[i], sizeof(ids[i]), "dump-%d", i);
+		items[i].kind = (char *)"jti";
+		items[i].id.data = (uint8_t *)ids[i];
+		items[i].id.len = strlen(ids[i]);
+		itemp[i] = &items[i];
+	}
+	/* Two imports: a request must fit max_message too. */
+	for (int half = 0; half < 2; half++) {
+		imp.items = itemp + half * (ITEMS / 2);
+		imp.n_items = ITEMS / 2;
+		req.body_case = REVOKD__LOCAL__REQUEST__BODY_IMPORT;
+		req.import = &imp;
+		assert_int_equal(cluster_call(c->node[0].admin, &req, &resp),
+		    REVOKD_OK);
+		assert_int_equal(resp->body_case,
+		    REVOKD__LOCAL__RESPONSE__BODY_WRITE);
+		revokd__local__response__free_unpacked(resp, NULL);
+	}
+
+	dump.limit = 10000;
+	req.body_case = REVOKD__LOCAL__REQUEST__BODY_DUMP;
+	req.dump = &dump;
+	while (more) {
+		Revokd__Local__DumpResult *d;
+
+		assert_true(pages++ < 100);
+		assert_int_equal(cluster_call(c->node[0].admin, &req, &resp),
+		    REVOKD_OK);
+		assert_int_equal(resp->body_case,
+		    REVOKD__LOCAL__RESPONSE__BODY_DUMP);
+		assert_true(
+		    revokd__local__response__get_packed_size(resp) <= 65536);
+		d = resp->dump;
+		for (size_t i = 0; i < d->n_entries; i++) {
+			assert_int_equal(d->entries[i]->key.len, 16);
+			memcpy(after, d->entries[i]->key.data, 16);
+			if (total > 0) /* ascending: nothing twice */
+				assert_true(memcmp(prev, after, 16) < 0);
+			memcpy(prev, after, 16);
+			total++;
+		}
+		more = d->more;
+		assert_true(d->n_entries > 0 || !more);
+		revokd__local__response__free_unpacked(resp, NULL);
+		dump.after.data = after;
+		dump.after.len = 16;
+	}
+	assert_int_equal(total, ITEMS);
+	assert_true(pages > 2); /* 10,000 entries would not fit one page */
+}
+
 int
 main(void)
 {
@@ -618,6 +696,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_config_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_data_dir_locked, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dump_pages_fit, setup,
 		    teardown),
 	};
 
