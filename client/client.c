@@ -104,6 +104,7 @@ revoke__connect(revoke_client *c)
 	           sizeof(c->addr)) != 0) {
 		if (errno == EINTR)
 			continue;
+		revoke__errorf("%s: %s", c->addr.sun_path, strerror(errno));
 		close(fd);
 		return REVOKE_E_CONNECT;
 	}
@@ -121,8 +122,10 @@ revoke_client_open(const char *path, const revoke_client_options *opt,
 
 	if (path == NULL || out == NULL || *path == '\0')
 		return REVOKE_E_INVALID;
-	if (strlen(path) >= sizeof(c->addr.sun_path))
+	if (strlen(path) >= sizeof(c->addr.sun_path)) {
+		revoke__errorf("%s: longer than a socket path can be", path);
 		return REVOKE_E_INVALID;
+	}
 	if (opt != NULL &&
 	    (opt->timeout_ms < 0 || (opt->max_message != 0 &&
 	                                opt->max_message < WIRE_MAX_FRAME_MIN)))

@@ -25,4 +25,7 @@ size_t revoke__id_len(const char *s, size_t len);
  */
 revoke_status revoke__query_valid(const revoke_query *q);
 
+/* Set what revoke_last_error tells this thread. */
+void revoke__errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif /* CLIENT_INT_H */

@@ -87,6 +87,8 @@ revoke_reader_open(const char *data_dir, const char *secret_file,
 	crdt_store_options opt = { .read_only = true };
 	revoke_reader *r;
 	revoke_status st = REVOKE_OK;
+	char err[512];
+	revokd_err e;
 
 	if (data_dir == NULL || secret_file == NULL || out == NULL)
 		return REVOKE_E_INVALID;
@@ -101,11 +103,15 @@ revoke_reader_open(const char *data_dir, const char *secret_file,
 		free(r);
 		return REVOKE_E_NOMEM;
 	}
-	if (revokd_secret_load(secret_file, r->secret, sizeof(r->secret), NULL,
-	        0) != REVOKD_OK)
+	if (revokd_secret_load(secret_file, r->secret, sizeof(r->secret), err,
+	        sizeof(err)) != REVOKD_OK) {
+		revoke__errorf("%s", err);
 		st = REVOKE_E_SECRET;
-	else if (crdt_store_open(data_dir, &opt, &r->store) != REVOKD_OK)
+	} else if ((e = crdt_store_open(data_dir, &opt, &r->store)) !=
+	           REVOKD_OK) {
+		revoke__errorf("%s: %s", data_dir, revokd_strerror(e));
 		st = REVOKE_E_STORE;
+	}
 	if (st != REVOKE_OK) {
 		revoke_reader_close(r);
 		return st;

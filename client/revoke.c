@@ -4,7 +4,12 @@
  */
 #include "client_int.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+/* The calling thread's last failure, for revoke_last_error. */
+static _Thread_local char revoke__error[512];
 
 static const char *const revoke__status_text[] = {
 	[REVOKE_OK] = "success",
@@ -19,6 +24,22 @@ static const char *const revoke__status_text[] = {
 	[REVOKE_E_SECRET] = "the cluster secret cannot be read",
 	[REVOKE_E_KEYS] = "the JWKS file cannot be used",
 };
+
+const char *
+revoke_last_error(void)
+{
+	return revoke__error;
+}
+
+void
+revoke__errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(revoke__error, sizeof(revoke__error), fmt, ap);
+	va_end(ap);
+}
 
 const char *
 revoke_strerror(revoke_status s)

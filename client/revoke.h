@@ -25,7 +25,8 @@
  *
  * Threads: a revoke_client is used by one thread at a time (give each
  * thread its own). A revoke_reader and a revoke_verifier may be shared by
- * all the threads of a process (a process opens one reader per data dir).
+ * all the threads of a process (a process opens one reader per data dir);
+ * a verifier whose source is a client makes its threads take turns on it.
  *
  * Memory: strings given to the library are borrowed for the duration of
  * the call; results are written into the caller's structures.
@@ -65,6 +66,16 @@ typedef enum revoke_status {
 
 /* A sentence for a status. Never NULL. */
 const char *revoke_strerror(revoke_status s);
+
+/*
+ * What the last failed open or load of this thread was about, naming the
+ * file or socket and the cause ("/etc/revokd/jwks.json: no key usable
+ * with the allowed algorithms (kid \"k1\": crv P-384 is not supported)");
+ * "" when none failed yet. Set by revoke_client_open, revoke_reader_open,
+ * revoke_verifier_new and JWKS reloads; valid until the thread's next call
+ * into librevoke. Never NULL.
+ */
+const char *revoke_last_error(void);
 
 /* The verdict of a revocation check (the local protocol's Verdict). */
 typedef enum revoke_verdict {
@@ -203,11 +214,18 @@ const char *revoke_reason_name(revoke_reason r);
 /* What a log callback is told about a time-related refusal. */
 typedef struct revoke_time_report {
 	revoke_reason reason;
-	const char *region;    /* of the agent, "" when unknown */
+	const char *region;    /* the verifier's region option, or "" */
 	int64_t server_time;   /* the verifier's now, unix s */
 	int64_t iat, exp, nbf; /* 0 when absent */
-	int64_t drift_s;       /* how far outside the window, seconds */
+	int64_t drift_s;       /* how far outside the window, seconds: the */
+	                       /* smallest clock change that passes, >= 1 */
 } revoke_time_report;
+
+/* leeway_s of no leeway at all (0 means the default). */
+#define REVOKE_LEEWAY_NONE (-1)
+
+/* The longest token revoke_jwt_verify reads; longer ones are MALFORMED. */
+#define REVOKE_TOKEN_MAX 16384
 
 /* Options of a verifier. Zero fields take the defaults. */
 typedef struct revoke_verifier_options {
@@ -215,7 +233,8 @@ typedef struct revoke_verifier_options {
 	const char *issuer;        /* required iss; NULL: not checked */
 	const char *audience;      /* required aud; NULL: not checked */
 	unsigned algorithms;       /* REVOKE_ALG_*; 0: all three */
-	int leeway_s;              /* default 30; more than 120 is refused */
+	int leeway_s;              /* default 30; REVOKE_LEEWAY_NONE for 0;
+	                              more than 120 is refused */
 	int64_t max_age_s;         /* iat older than this is refused; 0: none */
 	int reload_cooldown_s;     /* between JWKS reloads; default 30 */
 	uint64_t max_staleness_ms; /* refuse beyond it; 0: no policy */
@@ -260,10 +279,22 @@ typedef struct revoke_result {
 } revoke_result;
 
 /*
- * Verify a compact JWS at time now (unix seconds; 0: the clock). The
- * status says whether verification could run at all (a JWKS or revocation
- * source problem gives REVOKE_TOKEN_UNAVAILABLE and the status); the token's
- * fate is out->reason.
+ * Verify a compact JWS of len bytes (0: strlen) at time now (unix seconds;
+ * 0: the clock). The status says whether verification could run at all (a
+ * JWKS or revocation source problem gives REVOKE_TOKEN_UNAVAILABLE and the
+ * status); the token's fate is out->reason. REVOKE_E_INVALID for a NULL
+ * argument or a negative now.
+ *
+ * Checks run in this order, the first refusal ending it: structure
+ * (MALFORMED: at most 16 KiB, three canonical unpadded base64url parts,
+ * JSON objects without duplicate members, no "crit", claims of the right
+ * types, times as JSON integers); alg (ALG); the key by kid (UNKNOWN_KEY,
+ * after a reload the cooldown allows; a token without kid takes the JWKS's
+ * only key for its alg, never a guess among several; KEY_MISMATCH); the
+ * signature; exp, nbf, iat and max age; iss; aud; then revocation, where a
+ * token with none of jti, sid and sub is refused (CLAIM_MISSING: nothing
+ * could revoke it). out->claims holds what was read, also on a refusal.
+ * The log callback runs in the calling thread, before this returns.
  */
 revoke_status revoke_jwt_verify(revoke_verifier *v, const char *token,
     size_t len, int64_t now, revoke_result *out);

@@ -118,8 +118,9 @@ srv_answer(srv *s, int fd, const Request *req)
 	Revokd__Local__CheckResult cr = REVOKD__LOCAL__CHECK_RESULT__INIT;
 	Revokd__Local__VersionResult vr = REVOKD__LOCAL__VERSION_RESULT__INIT;
 	Revokd__Local__Error er = REVOKD__LOCAL__ERROR__INIT;
+	srv_mode mode = s->mode; /* once: the test may change it meanwhile */
 
-	switch (s->mode) {
+	switch (mode) {
 	case SRV_GARBAGE:
 		return srv_write(fd, junk, sizeof(junk));
 	case SRV_OVERSIZE:
@@ -134,9 +135,9 @@ srv_answer(srv *s, int fd, const Request *req)
 		break;
 	}
 	if (req->body_case == REVOKD__LOCAL__REQUEST__BODY_CHECK &&
-	    s->mode != SRV_WRONG_BODY) {
+	    mode != SRV_WRONG_BODY) {
 		cr.verdict =
-		    s->mode == SRV_BAD_VERDICT
+		    mode == SRV_BAD_VERDICT
 		        ? 9
 		        : (Revokd__Local__Verdict)srv_verdict_of(req->check);
 		cr.version = req->check->sub.len;
@@ -150,7 +151,7 @@ srv_answer(srv *s, int fd, const Request *req)
 		resp.body_case = REVOKD__LOCAL__RESPONSE__BODY_VERSION;
 		resp.version = &vr;
 	}
-	return srv_send(fd, &resp) && s->mode != SRV_ONE_PER_CONN;
+	return srv_send(fd, &resp) && mode != SRV_ONE_PER_CONN;
 }
 
 /* Serve one connection until it closes, the mode closes it, or stop. */
@@ -368,6 +369,8 @@ test_client_open_errors(void **state)
 	snprintf(path, sizeof(path), "%s/nothing.sock", s->dir);
 	assert_int_equal(revoke_client_open(path, NULL, &c), REVOKE_E_CONNECT);
 	assert_null(c);
+	assert_non_null(strstr(revoke_last_error(), path));
+	assert_non_null(strstr(revoke_last_error(), "No such file"));
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[sizeof(longpath) - 1] = '\0';
 	assert_int_equal(revoke_client_open(longpath, NULL, &c),
@@ -798,6 +801,7 @@ test_reader_open_errors(void **state)
 	snprintf(empty, sizeof(empty), "%s/none", f->dir);
 	assert_int_equal(revoke_reader_open(empty, f->secret_path, &r),
 	    REVOKE_E_STORE);
+	assert_non_null(strstr(revoke_last_error(), empty));
 	rwrite(f, NULL, 0, 0, NULL, 0);
 
 	assert_int_equal(revoke_reader_open(f->dir, empty, &r),
@@ -805,6 +809,7 @@ test_reader_open_errors(void **state)
 	assert_int_equal(chmod(f->secret_path, 0640), 0);
 	assert_int_equal(revoke_reader_open(f->dir, f->secret_path, &r),
 	    REVOKE_E_SECRET);
+	assert_non_null(strstr(revoke_last_error(), "mode 0640"));
 	assert_int_equal(chmod(f->secret_path, 0600), 0);
 	snprintf(path, sizeof(path), "%s/short", f->dir);
 	fp = fopen(path, "wb");
