@@ -208,19 +208,6 @@ typedef struct config__parser {
 	char msg[AGENT_ERR_LEN];
 } config__parser;
 
-/* printf into err, when there is room for it. */
-static void __attribute__((format(printf, 3, 4)))
-config__errf(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * s made printable for a message into buf (at most CONFIG__QUOTE_LEN):
  * quotes, backslashes and control bytes escaped, long strings cut with
@@ -870,11 +857,11 @@ agent_config_load(const char *path, agent_config *out, char *err,
 
 	assert(path != NULL && out != NULL);
 	if (strlen(path) >= sizeof(out->path)) {
-		config__errf(err, err_len, "%.64s...: path too long", path);
+		revokd_errf(err, err_len, "%.64s...: path too long", path);
 		return REVOKD_EINVAL;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		config__errf(err, err_len, "%s: out of memory", path);
+		revokd_errf(err, err_len, "%s: out of memory", path);
 		return REVOKD_ENOMEM;
 	}
 	p->path = path;
@@ -884,13 +871,13 @@ agent_config_load(const char *path, agent_config *out, char *err,
 		int errnum = errno;
 
 		rc = revokd_err_from_errno(errnum);
-		config__errf(err, err_len, "%s: %s", path, strerror(errnum));
+		revokd_errf(err, err_len, "%s: %s", path, strerror(errnum));
 		goto out;
 	}
 	if ((rc = config__parse(p)) == REVOKD_OK)
 		*out = p->cfg;
 	else
-		config__errf(err, err_len, "%s", p->msg);
+		revokd_errf(err, err_len, "%s", p->msg);
 out:
 	if (p->file != NULL)
 		fclose(p->file);
@@ -898,4 +885,3 @@ out:
 	free(p);
 	return rc;
 }
-

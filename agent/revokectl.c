@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent/config.h"
@@ -148,6 +147,17 @@ ctl_bytes(const char *s)
 	return b;
 }
 
+/* A time as revokd_parse_time_ms reads it, or (allow_now) "now". */
+static bool
+ctl_parse_time_ms(const char *s, bool allow_now, uint64_t *ms)
+{
+	if (allow_now && strcmp(s, "now") == 0) {
+		*ms = revokd_clock_ms();
+		return true;
+	}
+	return revokd_parse_time_ms(s, ms);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Option setters                                                           */
 /* ------------------------------------------------------------------------ */
@@ -171,7 +181,7 @@ ctl_set_config(ctl_opts *o, const char *v)
 static const char *
 ctl_set_max_message(ctl_opts *o, const char *v)
 {
-	if (!ctl_parse_u64(v, CTL_MAX_MESSAGE_MAX, &o->max_message) ||
+	if (!revokd_parse_u64(v, CTL_MAX_MESSAGE_MAX, &o->max_message) ||
 	    o->max_message < WIRE_MAX_FRAME_MIN)
 		return "expected bytes from 65536 to 67108864";
 	o->has_max_message = true;
@@ -194,7 +204,7 @@ ctl_set_reason(ctl_opts *o, const char *v)
 {
 	uint64_t r;
 
-	if (!ctl_parse_u64(v, 255, &r))
+	if (!revokd_parse_u64(v, 255, &r))
 		return "expected a reason code from 0 to 255";
 	o->reason = (uint32_t)r;
 	return NULL;
@@ -210,7 +220,7 @@ ctl_set_wait(ctl_opts *o, const char *v)
 		o->wait_all = true;
 		return NULL;
 	}
-	if (!ctl_parse_u64(v, UINT32_MAX, &n) || n == 0)
+	if (!revokd_parse_u64(v, UINT32_MAX, &n) || n == 0)
 		return "expected \"all\" or a number of peers from 1";
 	o->wait_peers = (uint32_t)n;
 	return NULL;
@@ -219,7 +229,7 @@ ctl_set_wait(ctl_opts *o, const char *v)
 static const char *
 ctl_set_timeout(ctl_opts *o, const char *v)
 {
-	if (!ctl_parse_seconds(v, &o->timeout_ms))
+	if (!revokd_parse_seconds_ms(v, &o->timeout_ms))
 		return "expected seconds above 0, decimals allowed (like 2.5)";
 	return NULL;
 }
@@ -264,7 +274,7 @@ ctl_set_sub(ctl_opts *o, const char *v)
 static const char *
 ctl_set_ver(ctl_opts *o, const char *v)
 {
-	if (!ctl_parse_u64(v, UINT64_MAX, &o->ver))
+	if (!revokd_parse_u64(v, UINT64_MAX, &o->ver))
 		return "expected a version number";
 	o->has_ver = true;
 	return NULL;
@@ -970,16 +980,16 @@ ctl_json_time_ms(const json_t *v, bool in_ms, bool allow_now, uint64_t *ms)
 
 	if (json_is_string(v) && allow_now &&
 	    strcmp(json_string_value(v), "now") == 0) {
-		*ms = ctl_now_ms();
+		*ms = revokd_clock_ms();
 		return true;
 	}
 	if (json_is_string(v))
-		return ctl_parse_iso(json_string_value(v), ms) && *ms > 0;
+		return revokd_parse_iso_ms(json_string_value(v), ms) && *ms > 0;
 	if (!json_is_integer(v) || (i = json_integer_value(v)) <= 0 ||
-	    (uint64_t)i > CTL_TIME_MAX_S * 1000)
+	    (uint64_t)i > REVOKD_TIME_MAX_S * 1000)
 		return false;
 	*ms = in_ms ? (uint64_t)i : (uint64_t)i * 1000;
-	return in_ms || (uint64_t)i <= CTL_TIME_MAX_S;
+	return in_ms || (uint64_t)i <= REVOKD_TIME_MAX_S;
 }
 
 /* The fields of a jti or sid item. */
@@ -1306,8 +1316,8 @@ ctl_run_import(const ctl_opts *o, const char *path)
 	if (imp.in == NULL)
 		return ctl_fail(CTL_FAILED, "cannot open %s: %s", o->operand,
 		    strerror(errno));
-	imp.expired_before = (int64_t)(ctl_now_ms() / 1000) - o->prune_leeway +
-	                     CTL_EXPIRED_MARGIN_S;
+	imp.expired_before = (int64_t)(revokd_clock_ms() / 1000) -
+	                     o->prune_leeway + CTL_EXPIRED_MARGIN_S;
 	imp.line = malloc(CTL_LINE_MAX);
 	imp.items = calloc(CTL_IMPORT_MAX, sizeof(*imp.items));
 	imp.ptrs = calloc(CTL_IMPORT_MAX, sizeof(*imp.ptrs));

@@ -62,35 +62,8 @@ void ctl_usage(FILE *f);
 void ctl_command_usage(FILE *f, ctl_cmd cmd);
 
 /* ------------------------------------------------------------------------ */
-/* Times and numbers                                                        */
+/* Names from local.proto                                                   */
 /* ------------------------------------------------------------------------ */
-
-/* The latest time accepted anywhere: 9999-12-31T23:59:59Z. */
-#define CTL_TIME_MAX_S 253402300799ull
-
-/* The wall clock, unix ms. */
-uint64_t ctl_now_ms(void);
-
-/* A decimal number in [0, max], digits only. */
-bool ctl_parse_u64(const char *s, uint64_t max, uint64_t *out);
-
-/* YYYY-MM-DDTHH:MM:SS[.fff]Z (UTC, 1970 to 9999) into unix ms. */
-bool ctl_parse_iso(const char *s, uint64_t *ms);
-
-/* Unix seconds, an ISO-8601 UTC time, or (allow_now) "now", in unix ms. */
-bool ctl_parse_time_ms(const char *s, bool allow_now, uint64_t *ms);
-
-/* Seconds above 0 with optional decimals ("2", "0.5") into whole ms. */
-bool ctl_parse_seconds(const char *s, uint32_t *ms);
-
-/* Room for a time formatted by ctl_format_ms or ctl_format_s. */
-#define CTL_TIME_LEN 40
-
-/* A unix time in ms as ISO-8601 UTC with milliseconds, into buf. */
-const char *ctl_format_ms(uint64_t ms, char *buf, size_t len);
-
-/* A unix time in seconds as ISO-8601 UTC, into buf. */
-const char *ctl_format_s(int64_t s, char *buf, size_t len);
 
 /* A verdict's name from local.proto ("REVOKED_TOKEN"), into buf. */
 const char *ctl_verdict_name(int verdict, char *buf, size_t len);

@@ -15,9 +15,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent/revokectl.h"
+#include "common/revokd.h"
 
 typedef Revokd__Local__PeerStatus PeerStatus;
 
@@ -344,212 +344,14 @@ ctl_command_usage(FILE *f, ctl_cmd c)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Reading numbers and times                                                */
-/* ------------------------------------------------------------------------ */
-
-uint64_t
-ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A decimal number in [0, max], digits only. */
-bool
-ctl_parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0')
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' ||
-		    v > (max - (uint64_t)(*s - '0')) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* n digits at s. */
-static bool
-ctl_digits(const char *s, int n, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), for y >= 1970. */
-static int64_t
-ctl_days_from_civil(unsigned y, unsigned m, unsigned d)
-{
-	int64_t yy = (int64_t)y - (m <= 2);
-	int64_t era = yy / 400;
-	int64_t yoe = yy - era * 400;
-	int64_t doy = (153 * ((int64_t)m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + doe - 719468;
-}
-
-static bool
-ctl_valid_date(unsigned y, unsigned m, unsigned d)
-{
-	static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
-		31, 30, 31 };
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return y >= 1970 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 &&
-	       d <= mdays[m - 1] && !(m == 2 && d == 29 && !leap);
-}
-
-/* Milliseconds of a fraction ".123456" at *p; more digits are cut. */
-static bool
-ctl_parse_fraction(const char **p, unsigned *ms)
-{
-	unsigned scale = 1000;
-
-	*ms = 0;
-	if (**p != '.')
-		return true;
-	(*p)++;
-	if (**p < '0' || **p > '9')
-		return false;
-	for (; **p >= '0' && **p <= '9'; (*p)++) {
-		if (scale > 1) {
-			scale /= 10;
-			*ms += (unsigned)(**p - '0') * scale;
-		}
-	}
-	return true;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.fff]Z into unix ms. */
-bool
-ctl_parse_iso(const char *s, uint64_t *out)
-{
-	unsigned y, mo, d, h, mi, sec, ms;
-	const char *p = s + 19;
-
-	if (strlen(s) < 20 || !ctl_digits(s, 4, &y) || s[4] != '-' ||
-	    !ctl_digits(s + 5, 2, &mo) || s[7] != '-' ||
-	    !ctl_digits(s + 8, 2, &d) || s[10] != 'T' ||
-	    !ctl_digits(s + 11, 2, &h) || s[13] != ':' ||
-	    !ctl_digits(s + 14, 2, &mi) || s[16] != ':' ||
-	    !ctl_digits(s + 17, 2, &sec) || !ctl_parse_fraction(&p, &ms) ||
-	    strcmp(p, "Z") != 0)
-		return false;
-	if (!ctl_valid_date(y, mo, d) || h > 23 || mi > 59 || sec > 59)
-		return false;
-	*out = ((uint64_t)ctl_days_from_civil(y, mo, d) * 86400 + h * 3600u +
-	           mi * 60u + sec) *
-	           1000 +
-	       ms;
-	return true;
-}
-
-/* Unix seconds, an ISO-8601 UTC time, or (allow_now) "now", in unix ms. */
-bool
-ctl_parse_time_ms(const char *s, bool allow_now, uint64_t *ms)
-{
-	uint64_t secs;
-
-	if (allow_now && strcmp(s, "now") == 0) {
-		*ms = ctl_now_ms();
-		return true;
-	}
-	if (ctl_parse_u64(s, CTL_TIME_MAX_S, &secs)) {
-		*ms = secs * 1000;
-		return true;
-	}
-	return ctl_parse_iso(s, ms);
-}
-
-/* Seconds with optional decimals ("2", "0.5", "1.25") into whole ms. */
-bool
-ctl_parse_seconds(const char *s, uint32_t *out)
-{
-	uint64_t whole = 0;
-	unsigned frac = 0;
-	const char *p = s;
-
-	if ((*p < '0' || *p > '9') && *p != '.')
-		return false;
-	for (; *p >= '0' && *p <= '9'; p++)
-		if ((whole = whole * 10 + (uint64_t)(*p - '0')) >
-		    UINT32_MAX / 1000)
-			return false;
-	if (!ctl_parse_fraction(&p, &frac) || *p != '\0' ||
-	    whole * 1000 + frac == 0)
-		return false;
-	*out = (uint32_t)(whole * 1000 + frac);
-	return true;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Writing values                                                           */
 /* ------------------------------------------------------------------------ */
-
-const char *
-ctl_format_s(int64_t s, char *buf, size_t len)
-{
-	time_t t = (time_t)s;
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "%" PRId64, s);
-	else
-		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec);
-	return buf;
-}
-
-const char *
-ctl_format_ms(uint64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms > (uint64_t)INT64_MAX || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "%" PRIu64 " ms", ms);
-	else
-		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
-	return buf;
-}
-
-/*
- * An age that reaches back before 2000-01-01 measures from a watermark
- * that was never set (nothing heard from that peer yet): not a real age.
- */
-#define CTL_AGE_SANE_FROM_MS 946684800000ull
-
-static bool
-ctl_age_unknown(uint64_t age_ms)
-{
-	uint64_t now = ctl_now_ms();
-
-	return now < CTL_AGE_SANE_FROM_MS ||
-	       age_ms > now - CTL_AGE_SANE_FROM_MS;
-}
 
 /* A staleness for humans: "12 ms", or "unknown, never synced". */
 static const char *
 ctl_format_staleness(uint64_t ms, char *buf, size_t len)
 {
-	if (ctl_age_unknown(ms))
+	if (revokd_age_unknown(ms, revokd_clock_ms()))
 		snprintf(buf, len, "unknown, never synced");
 	else
 		snprintf(buf, len, "%" PRIu64 " ms", ms);
@@ -713,7 +515,7 @@ void
 ctl_print_write(bool json, const ctl_write_what *w,
     const Revokd__Local__WriteResult *r)
 {
-	char t[CTL_TIME_LEN];
+	char t[REVOKD_TIME_LEN];
 
 	if (json) {
 		ctl_write_json(r);
@@ -726,10 +528,10 @@ ctl_print_write(bool json, const ctl_write_what *w,
 		    w->bumped ? "" : " (not bumped)");
 		if (w->not_before_ms)
 			printf(", not-before %s",
-			    ctl_format_ms(w->not_before_ms, t, sizeof(t)));
+			    revokd_format_ms(w->not_before_ms, t, sizeof(t)));
 	}
 	printf(" (batch %" PRIu64 ", committed %s)", r->batch,
-	    ctl_format_ms(r->committed_ms, t, sizeof(t)));
+	    revokd_format_ms(r->committed_ms, t, sizeof(t)));
 	ctl_put_confirmations(r);
 	putchar('\n');
 }
@@ -786,14 +588,14 @@ ctl_print_check(bool json, bool with_version,
 void
 ctl_print_version(bool json, const Revokd__Local__VersionResult *r)
 {
-	char t[CTL_TIME_LEN], st[32];
+	char t[REVOKD_TIME_LEN], st[32];
 	json_t *o;
 
 	if (!json) {
 		printf("version %" PRIu64 ", not-before %s, staleness %s\n",
 		    r->version,
 		    r->not_before_ms
-		        ? ctl_format_ms(r->not_before_ms, t, sizeof(t))
+		        ? revokd_format_ms(r->not_before_ms, t, sizeof(t))
 		        : "none",
 		    ctl_format_staleness(r->staleness_ms, st, sizeof(st)));
 		return;
@@ -885,7 +687,7 @@ ctl_peer_row(const PeerStatus *p, int width)
 	}
 	if (p->last_ack_age_ms)
 		ctl_format_age(p->last_ack_age_ms, ack, sizeof(ack));
-	if (ctl_age_unknown(p->watermark_age_ms))
+	if (revokd_age_unknown(p->watermark_age_ms, revokd_clock_ms()))
 		snprintf(wm, sizeof(wm), "never");
 	else
 		ctl_format_age(p->watermark_age_ms, wm, sizeof(wm));
@@ -897,7 +699,7 @@ ctl_peer_row(const PeerStatus *p, int width)
 void
 ctl_print_status(bool json, const Revokd__Local__StatusResult *r)
 {
-	char t[CTL_TIME_LEN], up[32];
+	char t[REVOKD_TIME_LEN], up[32];
 	int width;
 
 	if (json) {
@@ -911,7 +713,7 @@ ctl_print_status(bool json, const Revokd__Local__StatusResult *r)
 	printf("\nversion      ");
 	ctl_put_plain(r->version);
 	printf("\nserver time  %s\n",
-	    ctl_format_ms(r->server_time_ms, t, sizeof(t)));
+	    revokd_format_ms(r->server_time_ms, t, sizeof(t)));
 	printf("uptime       %s\n",
 	    ctl_format_age(r->uptime_s * 1000, up, sizeof(up)));
 	printf("staleness    %s\n",
@@ -974,18 +776,18 @@ ctl_dump_json(const Revokd__Local__DumpEntry *e, const char *key)
 static void
 ctl_dump_token(const Revokd__Local__DumpEntry *e)
 {
-	char t[CTL_TIME_LEN];
+	char t[REVOKD_TIME_LEN];
 
-	printf("  exp %s", ctl_format_s(e->exp, t, sizeof(t)));
+	printf("  exp %s", revokd_format_s(e->exp, t, sizeof(t)));
 	if (e->revoked) {
 		printf("  revoked %s",
-		    ctl_format_ms(e->revoked_at_ms, t, sizeof(t)));
+		    revokd_format_ms(e->revoked_at_ms, t, sizeof(t)));
 	} else {
 		printf("  restored %s",
-		    ctl_format_ms(e->restored_at_ms, t, sizeof(t)));
+		    revokd_format_ms(e->restored_at_ms, t, sizeof(t)));
 		if (e->revoked_at_ms)
 			printf(" (revoked %s)",
-			    ctl_format_ms(e->revoked_at_ms, t, sizeof(t)));
+			    revokd_format_ms(e->revoked_at_ms, t, sizeof(t)));
 	}
 	printf("  origin %" PRIu32 "  reason %" PRIu32 "\n", e->origin,
 	    e->reason);
@@ -994,7 +796,7 @@ ctl_dump_token(const Revokd__Local__DumpEntry *e)
 void
 ctl_print_dump_entry(bool json, const Revokd__Local__DumpEntry *e)
 {
-	char key[2 * 64 + 1], t[CTL_TIME_LEN];
+	char key[2 * 64 + 1], t[REVOKD_TIME_LEN];
 
 	ctl_hex(&e->key, key, sizeof(key));
 	if (json) {
@@ -1008,6 +810,6 @@ ctl_print_dump_entry(bool json, const Revokd__Local__DumpEntry *e)
 		return;
 	}
 	printf("  version %" PRIu64 "  not-before %s\n", e->version,
-	    e->not_before_ms ? ctl_format_ms(e->not_before_ms, t, sizeof(t))
+	    e->not_before_ms ? revokd_format_ms(e->not_before_ms, t, sizeof(t))
 	                     : "none");
 }

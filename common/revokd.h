@@ -1,11 +1,14 @@
 /*
  * revokd.h: what every module of revokd shares: the version, the project's
- * single error enum, and a seeded random source for tests, the simulator and
- * the benchmarks (never for keys or nonces: those come from OpenSSL).
+ * single error enum, a seeded random source for tests, the simulator and
+ * the benchmarks (never for keys or nonces: those come from OpenSSL), a
+ * byte buffer, private files, and times and numbers read from and written
+ * as text for the command lines.
  */
 #ifndef REVOKD_H
 #define REVOKD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +68,14 @@ const char *revokd_err_name(revokd_err err);
 
 /* An errno value as a revokd_err. */
 revokd_err revokd_err_from_errno(int errnum);
+
+/*
+ * printf into err, the caller's buffer of err_len bytes for the message
+ * that goes with a revokd_err (cut to fit). Nothing when err is NULL or
+ * err_len is 0, so that a caller may decline the message.
+ */
+void revokd_errf(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * A small, fast, seeded pseudo-random source (xoshiro256**, seeded through
@@ -135,5 +146,68 @@ revokd_err revokd_private_file_check(const char *path, char *err,
  */
 revokd_err revokd_secret_load(const char *path, uint8_t *secret, size_t len,
     char *err, size_t err_len);
+
+/* ------------------------------------------------------------------------ */
+/* Times and numbers as text                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * How the command lines read and write times and numbers. Readers take
+ * the whole string, nothing around it (no sign, no space), and write *out
+ * only on success. Writers never fail: what cannot be a date is written
+ * as a number.
+ */
+
+/* The latest time accepted anywhere: 9999-12-31T23:59:59Z, unix seconds. */
+#define REVOKD_TIME_MAX_S 253402300799ull
+
+/* Room for a time written by revokd_format_s or revokd_format_ms. */
+#define REVOKD_TIME_LEN 40
+
+/* The wall clock, unix ms. */
+uint64_t revokd_clock_ms(void);
+
+/*
+ * Whether an age in ms, measured at now_ms, reaches back before 2000: it
+ * was then measured from a time never set (nothing heard yet), and is no
+ * real age.
+ */
+bool revokd_age_unknown(uint64_t age_ms, uint64_t now_ms);
+
+/* A decimal number in [0, max], digits only. */
+bool revokd_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/*
+ * Seconds above 0 with optional decimals ("2", "0.5", ".25") into whole
+ * ms, at most UINT32_MAX; digits past the third decimal are cut.
+ */
+bool revokd_parse_seconds_ms(const char *s, uint32_t *ms);
+
+/*
+ * YYYY-MM-DDTHH:MM:SS[.fff]Z (UTC, 1970 to 9999) into unix ms; digits
+ * past the third decimal are cut.
+ */
+bool revokd_parse_iso_ms(const char *s, uint64_t *ms);
+
+/* YYYY-MM-DDTHH:MM:SSZ, whole seconds only, into unix seconds. */
+bool revokd_parse_iso_s(const char *s, int64_t *secs);
+
+/*
+ * Unix seconds (up to REVOKD_TIME_MAX_S) or an ISO-8601 UTC time as
+ * revokd_parse_iso_ms reads it, in unix ms.
+ */
+bool revokd_parse_time_ms(const char *s, uint64_t *ms);
+
+/*
+ * Unix seconds as ISO-8601 UTC ("2026-11-22T13:00:00Z") into buf, or as
+ * the number when gmtime cannot break it down. Returns buf.
+ */
+const char *revokd_format_s(int64_t s, char *buf, size_t len);
+
+/*
+ * Unix ms as ISO-8601 UTC with milliseconds ("2026-11-22T13:00:00.250Z")
+ * into buf, or as "N ms" when gmtime cannot break it down. Returns buf.
+ */
+const char *revokd_format_ms(uint64_t ms, char *buf, size_t len);
 
 #endif /* REVOKD_H */

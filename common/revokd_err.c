@@ -1,9 +1,12 @@
 /*
- * revokd_err.c: names and messages of the error map, and errno translation.
+ * revokd_err.c: names and messages of the error map, errno translation,
+ * and the messages that go with errors.
  */
 #include "common/revokd.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 static const char *const revokd__err_msg[] = {
 #define REVOKD__ERR_MSG(name, msg) msg,
@@ -63,4 +66,16 @@ revokd_err_from_errno(int errnum)
 	default:
 		return REVOKD_EIO;
 	}
+}
+
+void
+revokd_errf(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
 }

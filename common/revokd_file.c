@@ -7,25 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* printf into err, when there is room for it. */
-static void __attribute__((format(printf, 3, 4)))
-revokd__errf(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 /* What kind of file mode says, for "not a regular file" messages. */
 static const char *
@@ -46,7 +32,7 @@ revokd__file_kind(mode_t mode)
 static revokd_err
 revokd__file_error(const char *path, int errnum, char *err, size_t err_len)
 {
-	revokd__errf(err, err_len, "%s: %s", path, strerror(errnum));
+	revokd_errf(err, err_len, "%s: %s", path, strerror(errnum));
 	return errnum == ENOENT || errnum == ENOTDIR ? REVOKD_ENOTFOUND
 	                                             : REVOKD_EIO;
 }
@@ -59,13 +45,13 @@ revokd__private_stat(const char *path, const struct stat *st, char *err,
 	unsigned mode = (unsigned)st->st_mode & 07777;
 
 	if (!S_ISREG(st->st_mode)) {
-		revokd__errf(err, err_len, "%s: %s: want a regular file", path,
+		revokd_errf(err, err_len, "%s: %s: want a regular file", path,
 		    revokd__file_kind(st->st_mode));
 		return REVOKD_EIO;
 	}
 	if ((mode & 077) == 0)
 		return REVOKD_OK;
-	revokd__errf(err, err_len,
+	revokd_errf(err, err_len,
 	    "%s: mode %04o: must not be %s by group or others (chmod 600)",
 	    path, mode, mode & 044 ? "readable" : "accessible");
 	return REVOKD_EPERM;
@@ -132,7 +118,7 @@ revokd_secret_load(const char *path, uint8_t *secret, size_t len, char *err,
 		goto out;
 	}
 	if ((size_t)n != len) {
-		revokd__errf(err, err_len, "%s: %jd bytes, want %zu", path,
+		revokd_errf(err, err_len, "%s: %jd bytes, want %zu", path,
 		    (intmax_t)((size_t)n > len && st.st_size > n ? st.st_size
 		                                                 : n),
 		    len);

@@ -14,93 +14,14 @@
 
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "common/revokd.h"
 #include "testutil.h"
 
 static const char *sim_path, *broken_path;
-
-/* What a run of a command printed, and how it ended. */
-struct result {
-	int status; /* exit status; -1 if it did not exit normally */
-	char *out, *err;
-};
-
-/* The whole file at path, NUL-terminated (caller frees). */
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len >= 0);
-	rewind(f);
-	buf = malloc((size_t)len + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
-
-/* Run argv (argv[0] a path), capturing stdout and stderr. */
-static struct result
-run(char *const argv[])
-{
-	char *dir = tu_tmpdir(), out[4096], err[4096];
-	struct result r = { -1, NULL, NULL };
-	int status;
-	pid_t pid;
-
-	snprintf(out, sizeof(out), "%s/out", dir);
-	snprintf(err, sizeof(err), "%s/err", dir);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-			_exit(127);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (WIFEXITED(status))
-		r.status = WEXITSTATUS(status);
-	r.out = slurp(out);
-	r.err = slurp(err);
-	tu_rmdir(dir);
-	return r;
-}
-
-static void
-result_free(struct result *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
-/* Lines in s. */
-static size_t
-lines(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Usage                                                                    */
@@ -109,14 +30,14 @@ lines(const char *s)
 static void
 expect_usage_error(char *const argv[], const char *mentions)
 {
-	struct result r = run(argv);
+	tu_result r = tu_run(NULL, argv);
 
 	assert_int_equal(r.status, 2);
-	assert_int_equal(lines(r.err), 1);
+	assert_int_equal(tu_lines(r.err), 1);
 	assert_non_null(strstr(r.err, "revokd-sim: "));
 	assert_non_null(strstr(r.err, mentions));
 	assert_string_equal(r.out, "");
-	result_free(&r);
+	tu_result_free(&r);
 }
 
 static void
@@ -151,18 +72,18 @@ static void
 test_help_version(void **state)
 {
 	char *p = (char *)sim_path;
-	struct result r;
+	tu_result r;
 
 	(void)state;
-	r = run((char *[]){ p, "--help", NULL });
+	r = tu_run(NULL, (char *[]){ p, "--help", NULL });
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "partition-heal"));
 	assert_non_null(strstr(r.out, "--chaos"));
-	result_free(&r);
-	r = run((char *[]){ p, "--version", NULL });
+	tu_result_free(&r);
+	r = tu_run(NULL, (char *[]){ p, "--version", NULL });
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, REVOKD_VERSION));
-	result_free(&r);
+	tu_result_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -173,7 +94,7 @@ test_help_version(void **state)
 static json_t *
 report(char *const argv[], int *status, char **text)
 {
-	struct result r = run(argv);
+	tu_result r = tu_run(NULL, argv);
 	json_error_t jerr;
 	json_t *j = json_loads(r.out, 0, &jerr);
 

@@ -1,17 +1,20 @@
 /*
- * testutil.h: helpers shared by the tests: temporary directories and random
- * crdt entries. Header-only so each test program stays one file.
+ * testutil.h: helpers shared by the tests: temporary directories, random
+ * crdt entries, and commands run as subprocesses. Header-only so each test
+ * program stays one file.
  */
 #ifndef REVOKD_TESTUTIL_H
 #define REVOKD_TESTUTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/revokd.h"
@@ -160,6 +163,115 @@ tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
 		len -= (size_t)got;
 	}
 	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Commands run as subprocesses                                             */
+/* ------------------------------------------------------------------------ */
+
+/* What a command run by tu_run printed, and how it ended. */
+typedef struct tu_result {
+	int status;      /* exit status; -1 if it did not exit normally */
+	char *out, *err; /* all of stdout and stderr, NUL-terminated */
+} tu_result;
+
+/* The whole file at path, NUL-terminated (caller frees); aborts on failure. */
+static inline char *
+tu_slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long len = -1;
+
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0)
+		len = ftell(f);
+	if (len >= 0 && fseek(f, 0, SEEK_SET) == 0)
+		buf = malloc((size_t)len + 1);
+	if (buf == NULL || fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		perror(path);
+		abort();
+	}
+	buf[len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* A new file at path holding text; aborts on failure. */
+static inline void
+tu_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || !tu_write_full(fd, text, strlen(text)) ||
+	    close(fd) != 0) {
+		perror(path);
+		abort();
+	}
+}
+
+/* In a child: stdin from in, stdout and stderr into out and err, run argv. */
+static inline void
+tu__exec(const char *in, const char *out, const char *err, char *const argv[])
+{
+	int i = open(in, O_RDONLY);
+	int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (i < 0 || o < 0 || e < 0 || dup2(i, 0) < 0 || dup2(o, 1) < 0 ||
+	    dup2(e, 2) < 0)
+		_exit(127);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+/*
+ * Run argv (argv[0] a path, NULL-terminated) with input on stdin (NULL:
+ * /dev/null), capturing stdout and stderr; free with tu_result_free.
+ * Aborts when the command cannot be run at all.
+ */
+static inline tu_result
+tu_run(const char *input, char *const argv[])
+{
+	char *dir = tu_tmpdir(), out[4096], err[4096], in[4096];
+	tu_result r = { -1, NULL, NULL };
+	int status;
+	pid_t pid;
+
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(in, sizeof(in), "%s/in", dir);
+	if (input != NULL)
+		tu_write_file(in, input);
+	if ((pid = fork()) == 0)
+		tu__exec(input != NULL ? in : "/dev/null", out, err, argv);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		perror("tu_run");
+		abort();
+	}
+	if (WIFEXITED(status))
+		r.status = WEXITSTATUS(status);
+	r.out = tu_slurp(out);
+	r.err = tu_slurp(err);
+	tu_rmdir(dir);
+	return r;
+}
+
+static inline void
+tu_result_free(tu_result *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Lines in s: its newlines. */
+static inline size_t
+tu_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
 }
 
 #endif /* REVOKD_TESTUTIL_H */
