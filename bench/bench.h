@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crdt/crdt.h"
+
 /* Options common to every suite. */
 typedef struct bench_opts {
 	bool json;        /* JSON lines instead of a table */
@@ -46,9 +48,24 @@ void bench_rmdir(char *dir);
 /* Resident set size of this process outside file mappings, in bytes. */
 uint64_t bench_rss_anon(void);
 
+/* The cluster secret of the stores the suites fill. */
+extern const uint8_t bench_secret[CRDT_SECRET_LEN];
+
+/* The jti string of populated token i ("bench-token-<i>"); its length. */
+int bench_token_id(uint64_t i, char *buf, size_t cap);
+
+/*
+ * Fill a store with entries revoked tokens 0..entries-1 (exp a day after
+ * now), batch_len per commit, using batch (batch_len entries) as scratch:
+ * entries merged per second, or -1 on error.
+ */
+double bench_populate(crdt_store *s, crdt_keyer *k, uint64_t entries,
+    int64_t now, crdt_entry *batch, uint64_t batch_len);
+
 /* The suites. Each returns a process exit status. */
 int bench_store(const bench_opts *o);
 int bench_lag(const bench_opts *o);
 int bench_ingest(const bench_opts *o);
+int bench_reader(const bench_opts *o);
 
 #endif /* BENCH_H */

@@ -22,6 +22,8 @@ static const struct bench_suite {
 	    "crdt store: lookups vs raw mdb_get, batched merges, bytes/entry" },
 	{ "lag", bench_lag,
 	    "3 agents, mTLS: --rate revocations/s, ack to visibility" },
+	{ "reader", bench_reader,
+	    "librevoke's direct reader: checks/s on one thread" },
 	{ "ingest", bench_ingest,
 	    "3 agents, mTLS: import --entries into one, replicated to two" },
 };

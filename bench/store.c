@@ -30,12 +30,10 @@
 
 #define UPDATES 100000
 
-static const uint8_t bench_secret[CRDT_SECRET_LEN] =
-    "revokd-bench-cluster-secret-32b";
+const uint8_t bench_secret[CRDT_SECRET_LEN] = "revokd-bench-cluster-secret-32b";
 
-/* The jti string of populated token i. */
-static int
-token_id(uint64_t i, char *buf, size_t cap)
+int
+bench_token_id(uint64_t i, char *buf, size_t cap)
 {
 	return snprintf(buf, cap, "bench-token-%" PRIu64, i);
 }
@@ -48,7 +46,7 @@ token_entry(crdt_keyer *k, uint64_t i, int64_t now, crdt_entry *e)
 	memset(e, 0, sizeof(*e));
 	e->kind = CRDT_KIND_JTI;
 	crdt_key_derive(k, CRDT_KIND_JTI, id,
-	    (size_t)token_id(i, id, sizeof(id)), &e->key);
+	    (size_t)bench_token_id(i, id, sizeof(id)), &e->key);
 	e->u.token.exp = now + 86400;
 	e->u.token.revoked_at = CRDT_HLC_AT((uint64_t)now * 1000) + i;
 	e->u.token.origin = 1;
@@ -68,9 +66,8 @@ apply_batch(crdt_store *s, crdt_entry *batch, size_t n, int64_t now)
 	return 0;
 }
 
-/* Fill the store with entries revoked tokens; entries/s. */
-static double
-populate(crdt_store *s, crdt_keyer *k, uint64_t entries, int64_t now,
+double
+bench_populate(crdt_store *s, crdt_keyer *k, uint64_t entries, int64_t now,
     crdt_entry *batch, uint64_t batch_len)
 {
 	double t0, t = 0;
@@ -126,7 +123,8 @@ lookup_keys(crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 
 		if (i % 2 == 0)
 			crdt_key_derive(k, CRDT_KIND_JTI, id,
-			    (size_t)token_id(pick, id, sizeof(id)), &keys[i]);
+			    (size_t)bench_token_id(pick, id, sizeof(id)),
+			    &keys[i]);
 		else
 			revokd_rng_bytes(rng, keys[i].b, CRDT_KEY_LEN);
 	}
@@ -194,7 +192,7 @@ check_round(crdt_store *s, crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 		    revokd_rng_below(rng, entries) + (i % 2 ? entries : 0);
 
 		crdt_key_derive(k, CRDT_KIND_JTI, id,
-		    (size_t)token_id(pick, id, sizeof(id)), &key);
+		    (size_t)bench_token_id(pick, id, sizeof(id)), &key);
 		if (crdt_reader_check(r, &c, &res) == REVOKD_OK)
 			revoked += res.verdict == CRDT_REVOKED_TOKEN;
 	}
@@ -298,7 +296,8 @@ run(const bench_opts *o, const char *dir, crdt_store *s, crdt_keyer *k)
 	revokd_rng_seed(&rng, o->seed);
 	if (!look || !raw || !upd || !chk || !batch)
 		goto out;
-	if ((merge_new = populate(s, k, o->entries, now, batch, o->batch)) < 0)
+	if ((merge_new =
+	            bench_populate(s, k, o->entries, now, batch, o->batch)) < 0)
 		goto out;
 	if ((keys = lookup_keys(k, o->entries, &rng)) == NULL)
 		goto out;
