@@ -214,7 +214,7 @@ agent_open_store(agent *a, char *err, size_t err_len)
 		.prune_leeway = a->cfg.prune_leeway };
 	revokd_err e;
 
-	if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(a->cfg.data_dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, err_len, "data_dir %s: %s", a->cfg.data_dir,
 		    strerror(errno));
 		return REVOKD_EIO;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CRDT__DEFAULT_MAP_SIZE ((size_t)8 << 30)
@@ -17,6 +18,10 @@
 #define CRDT__DEFAULT_LEEWAY 300
 #define CRDT__BUCKET_VAL_LEN 24
 #define CRDT__FILE_MODE 0660
+
+/* Modes of data.mdb and lock.mdb, set by the writer. */
+#define CRDT__DATA_MODE 0640
+#define CRDT__LOCK_MODE 0660
 #define CRDT__LOCK_NAME "revokd.lock"
 
 revokd_err
@@ -291,10 +296,33 @@ crdt__alloc_buckets(crdt_store *s)
 	return REVOKD_OK;
 }
 
+/*
+ * The writer sets the files' modes whatever its umask: direct readers in
+ * the data dir's group read data.mdb and take reader slots in lock.mdb,
+ * which they must be able to write.
+ */
+static revokd_err
+crdt__set_modes(MDB_env *env, const char *dir)
+{
+	char lock[PATH_MAX];
+	int fd, rc;
+
+	if ((rc = mdb_env_get_fd(env, &fd)) != 0)
+		return crdt__mdb_err(rc);
+	if (snprintf(lock, sizeof(lock), "%s/lock.mdb", dir) >=
+	    (int)sizeof(lock))
+		return REVOKD_EINVAL;
+	if (fchmod(fd, CRDT__DATA_MODE) != 0 ||
+	    chmod(lock, CRDT__LOCK_MODE) != 0)
+		return revokd_err_from_errno(errno);
+	return REVOKD_OK;
+}
+
 static revokd_err
 crdt__open_env(crdt_store *s, const char *dir, const crdt_store_options *o)
 {
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	revokd_err err;
 	int rc, dead;
 
 	if (s->read_only)
@@ -313,6 +341,8 @@ crdt__open_env(crdt_store *s, const char *dir, const crdt_store_options *o)
 		return crdt__mdb_err(rc);
 	if ((rc = mdb_env_open(s->env, dir, flags, CRDT__FILE_MODE)) != 0)
 		return rc == ENOENT ? REVOKD_ENOTFOUND : crdt__mdb_err(rc);
+	if (!s->read_only && (err = crdt__set_modes(s->env, dir)) != REVOKD_OK)
+		return err;
 	/* Free the slots of readers that died holding a snapshot. */
 	if ((rc = mdb_reader_check(s->env, &dead)) != 0)
 		return crdt__mdb_err(rc);

@@ -1410,6 +1410,32 @@ test_read_only_needs_a_store(void **state)
 	assert_null(s);
 }
 
+/*
+ * The writer gives data.mdb 0640 and lock.mdb 0660 whatever its umask, so
+ * that direct readers in the data dir's group can read and take reader
+ * slots.
+ */
+static void
+test_file_modes(void **state)
+{
+	struct fx *f = *state;
+	crdt_store *s = NULL;
+	char path[4096];
+	struct stat st;
+	mode_t old = umask(077);
+
+	f->dir2 = tu_tmpdir();
+	assert_int_equal(crdt_store_open(f->dir2, &fast_opts, &s), REVOKD_OK);
+	umask(old);
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir2);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	snprintf(path, sizeof(path), "%s/lock.mdb", f->dir2);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0660);
+	crdt_store_close(s);
+}
+
 int
 main(void)
 {
@@ -1439,6 +1465,7 @@ main(void)
 		T(test_read_only_alongside_writer),
 		T(test_read_only_adopts_grown_map),
 		T(test_read_only_needs_a_store),
+		T(test_file_modes),
 	};
 #undef T
 
