@@ -220,10 +220,18 @@ agent_open_store(agent *a, char *err, size_t err_len)
 		return REVOKD_EIO;
 	}
 	e = crdt_store_open(a->cfg.data_dir, &so, &a->store);
+	if (e == REVOKD_OK)
+		e = crdt_store_bind_secret(a->store, a->keyer);
 	if (e == REVOKD_ELOCKED)
 		snprintf(err, err_len,
 		    "data_dir %s: locked by another revokd process",
 		    a->cfg.data_dir);
+	else if (e == REVOKD_EAUTH)
+		snprintf(err, err_len,
+		    "data_dir %s holds entries made under another cluster "
+		    "secret than %s: use the secret it was made with, or an "
+		    "empty data_dir",
+		    a->cfg.data_dir, a->cfg.secret_file);
 	else if (e != REVOKD_OK)
 		snprintf(err, err_len, "data_dir %s: %s", a->cfg.data_dir,
 		    revokd_strerror(e));
@@ -236,9 +244,8 @@ static revokd_err
 agent_open_keyer(agent *a, char *err, size_t err_len)
 {
 	uint8_t secret[CRDT_SECRET_LEN];
-	revokd_err e =
-	    revokd_secret_load(a->cfg.secret_file, secret, sizeof(secret), err,
-	        err_len);
+	revokd_err e = revokd_secret_load(a->cfg.secret_file, secret,
+	    sizeof(secret), err, err_len);
 
 	if (e == REVOKD_OK)
 		e = crdt_keyer_new(secret, sizeof(secret), &a->keyer);

@@ -134,6 +134,10 @@ engine_new(const engine_config *c, const engine_io *io, uint64_t now,
 		e->peers[i].index = i;
 	}
 	engine__wm_load(e);
+	/* Saved at once, so direct readers learn the peers (and that none
+	 * was heard yet) before any heartbeat, as the engine reports them. */
+	e->wm_dirty = true;
+	engine__wm_save(e, now);
 	e->next_prune_us = now + e->cfg.prune_interval_us;
 	e->next_meta_us = now + e->cfg.meta_interval_us;
 	*out = e;

@@ -146,7 +146,6 @@ engine__wm_save(engine *e, uint64_t now)
 	uint8_t buf[10 * (ENGINE_MAX_PEERS + 1)];
 	size_t len = 0;
 
-	(void)now;
 	if (!e->wm_dirty)
 		return;
 	for (unsigned i = 0; i <= e->cfg.n_peers; i++) {

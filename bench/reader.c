@@ -48,6 +48,7 @@ reader_fill(const bench_opts *o, const char *dir, char *secret_path, size_t cap)
 	if (batch == NULL ||
 	    crdt_keyer_new(bench_secret, CRDT_SECRET_LEN, &k) != REVOKD_OK ||
 	    crdt_store_open(dir, &so, &s) != REVOKD_OK ||
+	    crdt_store_bind_secret(s, k) != REVOKD_OK ||
 	    bench_populate(s, k, o->entries, (int64_t)time(NULL), batch,
 	        o->batch) < 0)
 		goto out;

@@ -191,8 +191,14 @@ revoke__encode(revoke_client *c, const revoke__call *call, size_t i)
 	len = revokd__local__request__get_packed_size(&req);
 	if (len > c->max_message)
 		return REVOKE_E_INVALID;
-	if (c->out_off == c->out_len)
+	/* What was sent makes room: the buffer stays near the window. */
+	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
+	} else if (c->out_off >= REVOKE__SEND_WINDOW) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 	need = c->out_len + WIRE_HEADER_LEN + len;
 	if (need > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;

@@ -25,7 +25,9 @@
  * is this host's); the first is the agent's own, the others its peers'.
  * staleness = now - the oldest peer watermark, as the agent computes it;
  * 0 with no peers. Read from the snapshot, so it is never fresher than
- * the socket's answer at the same moment, and at most 50 ms older.
+ * the socket's answer at the same moment, and at most 50 ms older. A store
+ * without watermarks (an agent that has not run since it was made) gives
+ * the staleness of a peer never heard: now - 0.
  *
  * Closing frees every slot's LMDB reader slot (crdt_reader_free aborts
  * its transaction) before the environment closes: nothing stale is left
@@ -66,10 +68,15 @@ struct revoke_reader {
 	revoke__slot *all;
 };
 
-/* What a check or a version read found in one snapshot. */
+/*
+ * What a check, a version read or the secret's check found in one
+ * snapshot: check set for a check, sub for a version, neither for the
+ * secret (its answer in secret).
+ */
 typedef struct revoke__read {
-	const crdt_check *check; /* NULL: read the subject only */
+	const crdt_check *check;
 	const crdt_key *sub;
+	revokd_err secret;
 	crdt_check_result result;
 	crdt_entry subject;
 	bool has_subject;
@@ -79,6 +86,9 @@ typedef struct revoke__read {
 /* ------------------------------------------------------------------------ */
 /* Opening and closing                                                      */
 /* ------------------------------------------------------------------------ */
+
+static revoke_status revoke__secret_check(revoke_reader *r,
+    const char *data_dir, const char *secret_file);
 
 revoke_status
 revoke_reader_open(const char *data_dir, const char *secret_file,
@@ -112,6 +122,8 @@ revoke_reader_open(const char *data_dir, const char *secret_file,
 		revoke__errorf("%s: %s", data_dir, revokd_strerror(e));
 		st = REVOKE_E_STORE;
 	}
+	if (st == REVOKE_OK)
+		st = revoke__secret_check(r, data_dir, secret_file);
 	if (st != REVOKE_OK) {
 		revoke_reader_close(r);
 		return st;
@@ -202,11 +214,15 @@ revoke__staleness(crdt_reader *rd, uint64_t *ms)
 	size_t len = 0;
 
 	*ms = 0;
+	now = revoke__now_us();
 	switch (crdt_reader_meta_get(rd, REVOKE__META_WATERMARKS, buf,
 	    sizeof(buf), &len)) {
 	case REVOKD_OK:
 		break;
-	case REVOKD_ENOTFOUND: /* an agent that never saved any */
+	case REVOKD_ENOTFOUND:
+		/* An agent that never saved any knows nothing of its peers:
+		 * as the agent says of a peer never heard, since the epoch. */
+		*ms = now / 1000;
 		return REVOKE_OK;
 	default:
 		return REVOKE_E_STORE;
@@ -221,7 +237,6 @@ revoke__staleness(crdt_reader *rd, uint64_t *ms)
 		if (t < oldest)
 			oldest = t;
 	}
-	now = revoke__now_us();
 	if (oldest != UINT64_MAX && now > oldest)
 		*ms = (now - oldest) / 1000;
 	return REVOKE_OK;
@@ -261,7 +276,10 @@ revoke__read_snapshot(revoke_reader *r, revoke__slot *s, revoke__read *rd)
 	}
 	if (rd->check != NULL)
 		err = crdt_reader_check(s->rd, rd->check, &rd->result);
-	else {
+	else if (rd->sub == NULL) {
+		rd->secret = crdt_reader_secret_check(s->rd, s->keyer);
+		err = REVOKD_OK;
+	} else {
 		/* As the agent: anything but a subject entry is none. */
 		err = crdt_reader_get(s->rd, rd->sub, &rd->subject);
 		rd->has_subject =
@@ -276,6 +294,44 @@ revoke__read_snapshot(revoke_reader *r, revoke__slot *s, revoke__read *rd)
 	crdt_reader_end(s->rd);
 	pthread_rwlock_unlock(&r->map);
 	return st;
+}
+
+/*
+ * The secret must be the one the agent made the store's keys with: under
+ * another, every id would derive keys that are not there, and every token
+ * would look valid.
+ */
+static revoke_status
+revoke__secret_check(revoke_reader *r, const char *data_dir,
+    const char *secret_file)
+{
+	revoke__read rd = { 0 };
+	revoke__slot *s;
+	revoke_status st;
+
+	if ((st = revoke__slot_take(r, &s)) != REVOKE_OK)
+		return st;
+	st = revoke__read_snapshot(r, s, &rd);
+	revoke__slot_give(r, s);
+	if (st != REVOKE_OK)
+		return st;
+	switch (rd.secret) {
+	case REVOKD_OK:
+		return REVOKE_OK;
+	case REVOKD_ENOTFOUND:
+		revoke__errorf("%s: no agent has recorded its cluster secret "
+		               "there yet (start revokd on it once)",
+		    data_dir);
+		return REVOKE_E_SECRET;
+	case REVOKD_EAUTH:
+		revoke__errorf("%s is not the cluster secret the store in %s "
+		               "was made with",
+		    secret_file, data_dir);
+		return REVOKE_E_SECRET;
+	default:
+		revoke__errorf("%s: %s", data_dir, revokd_strerror(rd.secret));
+		return REVOKE_E_STORE;
+	}
 }
 
 /* The key of an id given as (s, len); false when it is absent. */

@@ -23,6 +23,9 @@
  *                  ver, iat against not-before) through a client or a
  *                  reader. Every failure has a reason.
  *
+ * Processes: open clients, readers and verifiers after fork(), in the
+ * process that uses them (LMDB's environments do not survive a fork).
+ *
  * Threads: a revoke_client is used by one thread at a time (give each
  * thread its own). A revoke_reader and a revoke_verifier may be shared by
  * all the threads of a process (a process opens one reader per data dir);

@@ -394,6 +394,14 @@ void crdt_store_buckets_sum(const crdt_store *s, uint32_t first, uint32_t last,
 revokd_err crdt_store_meta_put(crdt_store *s, const char *name,
     const void *value, size_t len);
 
+/*
+ * Bind the store to the cluster secret of k (writer): the first call saves
+ * a fingerprint of the secret (an HMAC of a fixed text, not the secret);
+ * later calls compare. REVOKD_EAUTH when the store's keys were made under
+ * another secret: its entries mean nothing under this one.
+ */
+revokd_err crdt_store_bind_secret(crdt_store *s, crdt_keyer *k);
+
 /* ------------------------------------------------------------------------ */
 /* Readers                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -431,6 +439,12 @@ void crdt_reader_end(crdt_reader *r);
 /* The entry under key into *out; REVOKD_ENOTFOUND when there is none. */
 revokd_err crdt_reader_get(crdt_reader *r, const crdt_key *key,
     crdt_entry *out);
+
+/*
+ * Whether the snapshot's store is bound to k's secret: REVOKD_OK, or
+ * REVOKD_EAUTH (another secret), or REVOKD_ENOTFOUND (never bound).
+ */
+revokd_err crdt_reader_secret_check(crdt_reader *r, crdt_keyer *k);
 
 /*
  * Metadata name into buf (capacity cap), its length in *len.

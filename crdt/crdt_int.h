@@ -52,6 +52,14 @@ struct crdt_store {
 /* Length of a full HMAC-SHA-256. */
 #define CRDT__MAC_LEN 32
 
+/* Metadata name and length of the secret's fingerprint. */
+#define CRDT__META_SECRET "crdt.secret"
+#define CRDT__SECRET_FP_LEN 16
+
+/* The fingerprint of k's secret. */
+revokd_err crdt__secret_fingerprint(crdt_keyer *k,
+    uint8_t out[CRDT__SECRET_FP_LEN]);
+
 /* A keyer for a key of any length (RFC 4231's test keys are not 32 bytes). */
 revokd_err crdt__keyer_new_any(const uint8_t *secret, size_t len,
     crdt_keyer **out);

@@ -126,3 +126,17 @@ crdt_key_derive(crdt_keyer *k, crdt_kind kind, const void *id, size_t id_len,
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return err;
 }
+
+revokd_err
+crdt__secret_fingerprint(crdt_keyer *k, uint8_t out[CRDT__SECRET_FP_LEN])
+{
+	/* Key derivations start with a kind byte (1 to 5): never this. */
+	static const char text[] = "revokd cluster secret fingerprint";
+	uint8_t mac[CRDT__MAC_LEN];
+	revokd_err err;
+
+	if ((err = crdt__keyer_mac(k, text, sizeof(text) - 1, "", 0, mac)) ==
+	    REVOKD_OK)
+		memcpy(out, mac, CRDT__SECRET_FP_LEN);
+	return err;
+}

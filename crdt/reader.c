@@ -4,6 +4,7 @@
  */
 #include "crdt/crdt_int.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,26 @@ crdt_reader_meta_get(crdt_reader *r, const char *name, void *buf, size_t cap,
 	memcpy(buf, v.mv_data, v.mv_size);
 	*len = v.mv_size;
 	return REVOKD_OK;
+}
+
+revokd_err
+crdt_reader_secret_check(crdt_reader *r, crdt_keyer *k)
+{
+	uint8_t want[CRDT__SECRET_FP_LEN], got[CRDT__SECRET_FP_LEN];
+	size_t len;
+	revokd_err err;
+
+	if ((err = crdt__secret_fingerprint(k, want)) != REVOKD_OK)
+		return err;
+	err =
+	    crdt_reader_meta_get(r, CRDT__META_SECRET, got, sizeof(got), &len);
+	if (err == REVOKD_ETOOBIG)
+		return REVOKD_EAUTH;
+	if (err != REVOKD_OK)
+		return err;
+	return len == sizeof(got) && CRYPTO_memcmp(got, want, len) == 0
+	           ? REVOKD_OK
+	           : REVOKD_EAUTH;
 }
 
 /*

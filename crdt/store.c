@@ -685,3 +685,21 @@ crdt_store_meta_put(crdt_store *s, const char *name, const void *value,
 	rc = mdb_put(txn, s->meta, &k, &v, 0);
 	return crdt__commit(s, txn, crdt__mdb_err(rc));
 }
+
+revokd_err
+crdt_store_bind_secret(crdt_store *s, crdt_keyer *k)
+{
+	uint8_t fp[CRDT__SECRET_FP_LEN];
+	crdt_reader *r;
+	revokd_err err;
+
+	if ((err = crdt__secret_fingerprint(k, fp)) != REVOKD_OK ||
+	    (err = crdt_reader_new(s, &r)) != REVOKD_OK)
+		return err;
+	if ((err = crdt_reader_begin(r)) == REVOKD_OK)
+		err = crdt_reader_secret_check(r, k);
+	crdt_reader_free(r);
+	if (err != REVOKD_ENOTFOUND)
+		return err;
+	return crdt_store_meta_put(s, CRDT__META_SECRET, fp, sizeof(fp));
+}

@@ -616,7 +616,9 @@ test_secret_len(size_t len, mode_t mode, revokd_err rc, const char *want)
 	memset(secret, 0xaa, sizeof(secret));
 	memcpy(before, secret, sizeof(secret));
 	test_write(path, "cluster.secret", data, len, mode);
-	assert_int_equal(revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)), rc);
+	assert_int_equal(
+	    revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)),
+	    rc);
 	if (rc == REVOKD_OK)
 		assert_memory_equal(secret, data, CRDT_SECRET_LEN);
 	else
@@ -641,10 +643,12 @@ test_secret_load(void **state)
 	test_secret_len(1000, 0600, REVOKD_ECONFIG, ": 1000 bytes, want 32");
 	test_secret_len(32, 0640, REVOKD_EPERM, ": mode 0640: must not be");
 	test_path(path, "missing");
-	assert_int_equal(revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)),
+	assert_int_equal(
+	    revokd_secret_load(path, secret, sizeof(secret), err, sizeof(err)),
 	    REVOKD_ENOTFOUND);
 	test_err_is(err, path, ": No such file or directory");
-	assert_int_equal(revokd_secret_load(test_dir, secret, sizeof(secret), err, sizeof(err)),
+	assert_int_equal(revokd_secret_load(test_dir, secret, sizeof(secret),
+	                     err, sizeof(err)),
 	    REVOKD_EIO);
 	test_err_is(err, test_dir, ": a directory: want a regular file");
 }

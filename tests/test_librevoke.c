@@ -608,6 +608,7 @@ rwrite(rfx *f, const crdt_entry *in, size_t n, size_t map_size,
 	crdt_store *s;
 
 	assert_int_equal(crdt_store_open(f->dir, &o, &s), REVOKD_OK);
+	assert_int_equal(crdt_store_bind_secret(s, f->keyer), REVOKD_OK);
 	for (size_t i = 0; i < n; i += 1000)
 		assert_int_equal(crdt_store_apply(s, in + i,
 		                     n - i < 1000 ? n - i : 1000, f->now, NULL,
@@ -633,7 +634,8 @@ rwrite_child(rfx *f, const crdt_entry *in, size_t n, size_t map_size)
 			.map_size = map_size };
 		crdt_store *s;
 
-		if (crdt_store_open(f->dir, &o, &s) != REVOKD_OK)
+		if (crdt_store_open(f->dir, &o, &s) != REVOKD_OK ||
+		    crdt_store_bind_secret(s, f->keyer) != REVOKD_OK)
 			_exit(1);
 		for (size_t i = 0; i < n; i += 1000)
 			if (crdt_store_apply(s, in + i,
@@ -685,7 +687,9 @@ test_reader_verdicts(void **state)
 	a = rcheck(f, (revoke_query){ .jti = "tok-other" });
 	assert_int_equal(a.verdict, REVOKE_VALID);
 	assert_int_equal(a.version, 0);
-	assert_int_equal(a.staleness_ms, 0); /* no watermarks saved */
+	/* No watermarks saved: the peers were never heard, as the agent
+	 * says of a peer it never heard from: since the epoch. */
+	assert_true(a.staleness_ms > (uint64_t)(f->now - 10) * 1000);
 	a = rcheck(f, (revoke_query){ .jti = "tok-revoked" });
 	assert_int_equal(a.verdict, REVOKE_REVOKED_TOKEN);
 	a = rcheck(f, (revoke_query){ .jti = "tok-restored" });
@@ -753,7 +757,7 @@ test_reader_version(void **state)
 	    REVOKE_OK);
 	assert_int_equal(v, 7);
 	assert_int_equal(nb, 123456);
-	assert_int_equal(st, 0);
+	assert_true(st > (uint64_t)(f->now - 10) * 1000); /* no watermarks */
 	assert_int_equal(revoke_reader_version(f->r, "dave", 4, &v, &nb, NULL),
 	    REVOKE_OK);
 	assert_int_equal(v, 0);
@@ -821,11 +825,12 @@ test_reader_open_errors(void **state)
 	assert_int_equal(revoke_reader_open(NULL, path, &r), REVOKE_E_INVALID);
 	assert_null(r);
 
-	/* A reader with another secret finds nothing: keys differ. */
+	/*
+	 * A reader with another secret is refused: under it, every id would
+	 * miss its key, and every token would look valid.
+	 */
 	{
 		crdt_entry in[] = { rtoken(f, CRDT_KIND_JTI, "t", false) };
-		revoke_answer a;
-		revoke_query q = { .jti = "t" };
 		uint8_t other[CRDT_SECRET_LEN] = { 1 };
 
 		rwrite(f, in, 1, 0, NULL, 0);
@@ -834,13 +839,32 @@ test_reader_open_errors(void **state)
 		fwrite(other, 1, sizeof(other), fp);
 		fclose(fp);
 		assert_int_equal(revoke_reader_open(f->dir, path, &r),
-		    REVOKE_OK);
-		assert_int_equal(revoke_reader_check(r, &q, &a), REVOKE_OK);
-		assert_int_equal(a.verdict, REVOKE_VALID);
-		revoke_reader_close(r);
+		    REVOKE_E_SECRET);
+		assert_non_null(strstr(revoke_last_error(),
+		    "is not the cluster secret the store"));
+		assert_null(r);
 		ropen(f);
-		assert_int_equal(rcheck(f, q).verdict, REVOKE_REVOKED_TOKEN);
+		assert_int_equal(
+		    rcheck(f, (revoke_query){ .jti = "t" }).verdict,
+		    REVOKE_REVOKED_TOKEN);
 	}
+}
+
+/* A store no agent has bound to its secret is not read. */
+static void
+test_reader_unbound_store(void **state)
+{
+	rfx *f = *state;
+	crdt_store_options o = { .no_sync = true };
+	revoke_reader *r = NULL;
+	crdt_store *s;
+
+	assert_int_equal(crdt_store_open(f->dir, &o, &s), REVOKD_OK);
+	crdt_store_close(s);
+	assert_int_equal(revoke_reader_open(f->dir, f->secret_path, &r),
+	    REVOKE_E_SECRET);
+	assert_non_null(strstr(revoke_last_error(), "(start revokd on it"));
+	assert_null(r);
 }
 
 static uint64_t
@@ -1014,6 +1038,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reader_invalid, rfx_setup,
 		    rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_reader_open_errors,
+		    rfx_setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_reader_unbound_store,
 		    rfx_setup, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_reader_staleness,
 		    rfx_setup, rfx_teardown),

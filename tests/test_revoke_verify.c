@@ -650,6 +650,7 @@ make_store(const struct vt *t, const char *dir, const char *secret_path,
 	assert_int_equal(mkdir(dir, 0700), 0);
 	assert_int_equal(crdt_store_open(dir, &opts, &s), REVOKD_OK);
 	assert_int_equal(crdt_keyer_new(secret, sizeof(secret), &k), REVOKD_OK);
+	assert_int_equal(crdt_store_bind_secret(s, k), REVOKD_OK);
 	memset(&e, 0, sizeof(e));
 	e.kind = CRDT_KIND_JTI;
 	assert_int_equal(
