@@ -681,6 +681,44 @@ test_dump_pages_fit(void **state)
 	assert_true(pages > 2); /* 10,000 entries would not fit one page */
 }
 
+/*
+ * A data dir made under one cluster secret, and an agent started with
+ * another: its keys would not match any id, so it refuses to start, and
+ * says why.
+ */
+static void
+test_data_dir_other_secret(void **state)
+{
+	cluster *c = *state;
+	char path[600], out[4096];
+	uint8_t other[32];
+	FILE *f;
+	int rc;
+
+	extra_lines[0] = '\0';
+	assert_int_equal(cluster_new(1, NULL, c), REVOKD_OK);
+	start_all(c);
+	assert_int_not_equal(cluster_revoke(c, 0, "made-under-one", 0, NULL),
+	    0);
+	assert_clean_exit(cluster_stop(c, 0));
+
+	for (size_t i = 0; i < sizeof(other); i++)
+		other[i] = (uint8_t)(i * 7 + 1);
+	snprintf(path, sizeof(path), "%s/pki/cluster.secret", c->dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(other, 1, sizeof(other), f), sizeof(other));
+	fclose(f);
+	rc = run_revokd(c->node[0].conf, false, out, sizeof(out));
+	if (rc <= 0 || strstr(out, "another cluster secret") == NULL)
+		print_error("revokd with another secret: exit %d, said: %s\n",
+		    rc, out);
+	assert_true(rc > 0 && rc < 128);
+	assert_non_null(strstr(out, "another cluster secret"));
+	note_one_line("another secret", out);
+	assert_all_one_line();
+}
+
 int
 main(void)
 {
@@ -699,6 +737,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump_pages_fit, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_data_dir_other_secret,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
