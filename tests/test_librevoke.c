@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,22 +76,6 @@ srv_verdict_of(const Revokd__Local__Check *c)
 }
 
 static bool
-srv_write(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool
 srv_send(int fd, const Response *resp)
 {
 	size_t len = revokd__local__response__get_packed_size(resp);
@@ -103,7 +88,7 @@ srv_send(int fd, const Response *resp)
 	buf[2] = (uint8_t)(len >> 8);
 	buf[3] = (uint8_t)len;
 	revokd__local__response__pack(resp, buf + WIRE_HEADER_LEN);
-	ok = srv_write(fd, buf, WIRE_HEADER_LEN + len);
+	ok = tu_write_full(fd, buf, WIRE_HEADER_LEN + len);
 	free(buf);
 	return ok;
 }
@@ -122,9 +107,9 @@ srv_answer(srv *s, int fd, const Request *req)
 
 	switch (mode) {
 	case SRV_GARBAGE:
-		return srv_write(fd, junk, sizeof(junk));
+		return tu_write_full(fd, junk, sizeof(junk));
 	case SRV_OVERSIZE:
-		return srv_write(fd, huge, sizeof(huge));
+		return tu_write_full(fd, huge, sizeof(huge));
 	case SRV_ERROR:
 		er.code = REVOKD__LOCAL__ERROR_CODE__ERROR_MALFORMED;
 		er.message = (char *)"no";
@@ -1050,5 +1035,6 @@ main(void)
 		cmocka_unit_test(test_names),
 	};
 
+	signal(SIGPIPE, SIG_IGN); /* the server writes to clients gone */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
