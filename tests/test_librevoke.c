@@ -1,7 +1,8 @@
 /*
  * test_librevoke.c: librevoke's socket client against a scripted server,
  * and its direct reader against stores written here. test_librevoke_agent.c
- * runs both against a real agent; test_jwt.c covers the verifier.
+ * and test_librevoke_agent_life.c run both against real agents;
+ * test_jwt.c and test_jwt_revocation.c cover the verifier.
  *
  * The scripted server is a thread with a listening Unix socket that treats
  * each connection as the test says (answer, stay silent, send junk, close),
