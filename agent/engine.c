@@ -908,6 +908,18 @@ engine__peer_tick(engine *e, struct engine__peer *p, uint64_t now)
 	engine__flush(e, p, now);
 }
 
+/* Carry a rebuild of the store's filter of present keys forward. */
+static void
+engine__filter(engine *e)
+{
+	bool more = false;
+
+	if (crdt_store_filter_step(e->store, ENGINE__FILTER_STEP, &more) !=
+	    REVOKD_OK)
+		more = false; /* lookups stay right without it; retried */
+	e->filter_more = more;
+}
+
 void
 engine_tick(engine *e, uint64_t now)
 {
@@ -915,6 +927,7 @@ engine_tick(engine *e, uint64_t now)
 		engine__peer_tick(e, &e->peers[i], now);
 	if (now >= e->next_prune_us)
 		engine__prune(e, now);
+	engine__filter(e);
 	if (now >= e->next_meta_us) {
 		/* Direct readers compute staleness from these. */
 		engine__wm_save(e, now);
@@ -941,6 +954,8 @@ engine_next_tick(const engine *e, uint64_t now)
 	uint64_t t = engine__min(now + 1000000, e->next_prune_us);
 	bool busy = false;
 
+	if (e->filter_more)
+		t = engine__min(t, now + ENGINE__FILTER_PAUSE_US);
 	/* A session anywhere holds every other back (engine_recon.c). */
 	for (unsigned i = 0; i < e->cfg.n_peers; i++)
 		busy |= e->peers[i].in != NULL || e->peers[i].out != NULL;

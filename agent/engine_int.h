@@ -22,6 +22,13 @@
 #define ENGINE__DRIFT_PPM 200
 #define ENGINE__PRUNE_INTERVAL_US 1000000
 #define ENGINE__PRUNE_STEP 4096
+
+/*
+ * Keys a tick adds while the store's filter is being rebuilt (about a
+ * millisecond of the loop), and the pause between such ticks.
+ */
+#define ENGINE__FILTER_STEP 16384
+#define ENGINE__FILTER_PAUSE_US 1000
 #define ENGINE__META_INTERVAL_US 50000
 
 /* Bytes a frame's protobuf adds around its entries, at most. */
@@ -144,6 +151,7 @@ struct engine {
 	bool wm_dirty;
 	uint64_t next_meta_us;
 	uint64_t next_prune_us;
+	bool filter_more; /* the store's filter is being rebuilt */
 
 	/*
 	 * Decoded entries (ENGINE__ACC_MAX) and what they changed. Batches

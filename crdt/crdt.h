@@ -309,6 +309,19 @@ void crdt_store_close(crdt_store *s);
 /* How many entries the store holds (writer only; read-only stores give 0). */
 uint64_t crdt_store_count(const crdt_store *s);
 
+/*
+ * The filter of present keys (keys.filter in the data dir) lets lookups of
+ * absent keys skip the B-tree. The writer keeps it; after a power loss, a
+ * copy of the data dir, or when the store outgrows it, the writer rebuilds
+ * it by sweeping the keys, part of the sweep with each write and the rest
+ * in steps: up to max keys per call, *more while a rebuild is under way.
+ * Lookups are correct throughout; they are only slower until it is ready.
+ */
+revokd_err crdt_store_filter_step(crdt_store *s, size_t max, bool *more);
+
+/* True when the filter is ready for lookups. */
+bool crdt_store_filter_ready(const crdt_store *s);
+
 /* What crdt_store_apply did with a batch. */
 typedef struct crdt_apply_stats {
 	size_t changed; /* entries whose state changed (written to changed[]) */
@@ -432,6 +445,12 @@ revokd_err crdt_reader_begin(crdt_reader *r);
  * its readers off while it remaps.
  */
 revokd_err crdt_store_remap(crdt_store *s);
+
+/*
+ * The id of the begun snapshot: equal ids are the same committed state, so
+ * what a caller derived from one snapshot holds for another of the same id.
+ */
+size_t crdt_reader_snapshot_id(const crdt_reader *r);
 
 /* Release the snapshot (keeps the reader slot for the next begin). */
 void crdt_reader_end(crdt_reader *r);

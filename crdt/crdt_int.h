@@ -14,6 +14,23 @@
 /* Layout version of the store, kept under meta "crdt.schema". */
 #define CRDT__SCHEMA 1
 
+/* Length of the filter of present keys' id. */
+#define CRDT__FILTER_ID_LEN 16
+
+/* The filter of present keys as this process maps it (filter.c). */
+typedef struct crdt__filter {
+	int fd;       /* -1: no filter; lookups use the B-tree */
+	uint8_t *map; /* header page, then 2^log2_blocks blocks */
+	size_t map_len;
+	uint32_t log2_blocks; /* blocks mapped */
+	bool has_blocks;      /* false while only the header is mapped */
+	bool writable;        /* the writer's */
+	bool building;        /* writer: a rebuild's sweep is under way */
+	crdt_key next;        /* writer: where the sweep resumes */
+	uint64_t data_dev;    /* the data.mdb this store opened */
+	uint64_t data_ino;
+} crdt__filter;
+
 /*
  * Theory of the bucket summaries. bucket[] holds the summary of every bucket
  * as of the last committed write transaction (whose LMDB id is last_txnid).
@@ -47,6 +64,8 @@ struct crdt_store {
 	bool unsynced;       /* a REPLICA commit is not yet durable */
 	bool no_sync;        /* opened with no_sync: nothing to sync */
 	crdt_key *prune_buf; /* CRDT__PRUNE_CHUNK keys to delete */
+
+	crdt__filter filter; /* of present keys; writer and readers */
 };
 
 /* Length of a full HMAC-SHA-256. */
@@ -74,5 +93,42 @@ revokd_err crdt__mdb_err(int rc);
 /* The one-entry summary of key and an encoded value. */
 void crdt__value_summary(const crdt_key *key, const uint8_t *value, size_t len,
     crdt_summary *out);
+
+/*
+ * Open the store's filter of present keys (after its databases): a writer
+ * creates, checks or starts rebuilding it; a reader maps it when it has a
+ * well-formed one and otherwise does without.
+ */
+revokd_err crdt__filter_open(crdt_store *s, const char *dir);
+
+/* Unmap the filter; the writer first syncs it and marks it clean. */
+void crdt__filter_close(crdt_store *s);
+
+/* Writer: key is about to be inserted (before the commit). */
+void crdt__filter_add(crdt_store *s, const crdt_key *key);
+
+/*
+ * Writer, after a commit that wrote written keys: start a rebuild when the
+ * filter is outgrown, or carry one forward.
+ */
+revokd_err crdt__filter_after_write(crdt_store *s, size_t written);
+
+/*
+ * Whether readers of snapshot txn may consult the filter (*usable), and the
+ * sequence number to probe it with. REVOKD_EMAPRESIZED when the writer
+ * rebuilt it larger: crdt_store_remap adopts it.
+ */
+revokd_err crdt__filter_usable(const crdt_store *s, MDB_txn *txn, uint64_t *seq,
+    bool *usable);
+
+/* True when key is surely not in the store (the filter lacks it). */
+bool crdt__filter_absent(const crdt_store *s, const crdt_key *key,
+    uint64_t seq);
+
+/* The filter's sequence number now (0 without a filter). */
+uint64_t crdt__filter_seq(const crdt_store *s);
+
+/* A reader: map the filter again at the size the writer rebuilt it to. */
+revokd_err crdt__filter_remap(crdt_store *s);
 
 #endif /* CRDT_INT_H */

@@ -12,6 +12,9 @@ struct crdt_reader {
 	crdt_store *s;
 	MDB_txn *txn; /* holds a reader slot; active between begin and end */
 	bool active;
+	bool filtered;       /* this snapshot may consult the filter */
+	uint64_t filter_seq; /* the filter's sequence when it was judged */
+	size_t filter_txnid; /* the snapshot it was judged for */
 };
 
 static const char *const crdt__verdict_names[] = {
@@ -65,15 +68,42 @@ crdt__reader_take(crdt_reader *r)
 	return mdb_txn_renew(r->txn);
 }
 
+/*
+ * Whether this snapshot may consult the filter; judged again only when the
+ * snapshot or the filter's sequence moved (one meta lookup per write).
+ */
+static revokd_err
+crdt__reader_judge_filter(crdt_reader *r)
+{
+	size_t id = mdb_txn_id(r->txn);
+	uint64_t seq = 0;
+	bool usable;
+	revokd_err err;
+
+	if (r->filter_txnid == id && r->filtered &&
+	    crdt__filter_seq(r->s) == r->filter_seq)
+		return REVOKD_OK;
+	err = crdt__filter_usable(r->s, r->txn, &seq, &usable);
+	r->filtered = err == REVOKD_OK && usable;
+	r->filter_seq = seq;
+	r->filter_txnid = id;
+	return err;
+}
+
 revokd_err
 crdt_reader_begin(crdt_reader *r)
 {
+	revokd_err err;
 	int rc;
 
 	if (r->active)
 		crdt_reader_end(r);
 	if ((rc = crdt__reader_take(r)) != 0)
 		return crdt__mdb_err(rc); /* MAP_RESIZED: the caller remaps */
+	if ((err = crdt__reader_judge_filter(r)) != REVOKD_OK) {
+		mdb_txn_reset(r->txn);
+		return err;
+	}
 	r->active = true;
 	return REVOKD_OK;
 }
@@ -81,7 +111,17 @@ crdt_reader_begin(crdt_reader *r)
 revokd_err
 crdt_store_remap(crdt_store *s)
 {
+	revokd_err err = crdt__filter_remap(s);
+
+	if (err != REVOKD_OK)
+		return err;
 	return crdt__mdb_err(mdb_env_set_mapsize(s->env, 0));
+}
+
+size_t
+crdt_reader_snapshot_id(const crdt_reader *r)
+{
+	return r->active ? mdb_txn_id(r->txn) : 0;
 }
 
 void
@@ -105,6 +145,8 @@ crdt_reader_get(crdt_reader *r, const crdt_key *key, crdt_entry *out)
 
 	if (!r->active)
 		return REVOKD_EINVAL;
+	if (r->filtered && crdt__filter_absent(r->s, key, r->filter_seq))
+		return REVOKD_ENOTFOUND;
 	if ((rc = mdb_get(r->txn, r->s->entries, &k, &v)) != 0)
 		return crdt__mdb_err(rc);
 	if ((err = crdt_value_decode(v.mv_data, v.mv_size, out)) != REVOKD_OK)

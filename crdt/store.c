@@ -369,7 +369,8 @@ crdt_store_open(const char *dir, const crdt_store_options *opt,
 	        ((err = crdt__lock_dir(s, dir)) != REVOKD_OK ||
 	            (err = crdt__alloc_buckets(s)) != REVOKD_OK)) ||
 	    (err = crdt__open_env(s, dir, o)) != REVOKD_OK ||
-	    (err = crdt__open_dbis(s)) != REVOKD_OK) {
+	    (err = crdt__open_dbis(s)) != REVOKD_OK ||
+	    (err = crdt__filter_open(s, dir)) != REVOKD_OK) {
 		crdt_store_close(s);
 		return err;
 	}
@@ -382,6 +383,7 @@ crdt_store_close(crdt_store *s)
 {
 	if (s == NULL)
 		return;
+	crdt__filter_close(s);
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	if (s->lock_fd >= 0)
@@ -450,6 +452,8 @@ crdt__apply_one(crdt_store *s, MDB_txn *txn, const crdt_entry *in,
 
 	v.mv_size = crdt_value_encode(merged, buf);
 	v.mv_data = buf;
+	if (!existed)
+		crdt__filter_add(s, &in->key); /* before the commit */
 	if ((rc = mdb_put(txn, s->entries, &k, &v, 0)) != 0)
 		return crdt__mdb_err(rc);
 	crdt__value_summary(&in->key, buf, v.mv_size, &new_sum);
@@ -550,7 +554,7 @@ crdt_store_apply_as(crdt_store *s, crdt_durability d, const crdt_entry *in,
 		return err;
 	if (stats != NULL)
 		*stats = st;
-	return REVOKD_OK;
+	return crdt__filter_after_write(s, st.added);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -656,7 +660,7 @@ crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
 	}
 	*pruned = total;
 	*more = !at_end;
-	return REVOKD_OK;
+	return crdt__filter_after_write(s, 0);
 }
 
 /* ------------------------------------------------------------------------ */
