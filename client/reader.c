@@ -55,6 +55,11 @@
 typedef struct revoke__slot {
 	crdt_reader *rd;
 	crdt_keyer *keyer;
+	/* The saved watermarks' oldest peer time, as of snapshot wm_snapshot
+	 * (0: none read yet); UINT64_MAX when no peer has one. */
+	size_t wm_snapshot;
+	bool wm_saved; /* the agent has saved watermarks */
+	uint64_t wm_oldest;
 	struct revoke__slot *next_free;
 	struct revoke__slot *next_all;
 } revoke__slot;
@@ -205,40 +210,67 @@ revoke__now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* The staleness the saved watermarks in the snapshot give. */
+/*
+ * Read the saved watermarks of s's snapshot into s's cache: whether there
+ * are any and the oldest peer time among them (the first watermark is the
+ * agent's own: not a staleness).
+ */
 static revoke_status
-revoke__staleness(crdt_reader *rd, uint64_t *ms)
+revoke__watermarks(revoke__slot *s)
 {
 	uint8_t buf[CRDT_META_MAX];
-	uint64_t oldest = UINT64_MAX, now;
 	size_t len = 0;
 
-	*ms = 0;
-	now = revoke__now_us();
-	switch (crdt_reader_meta_get(rd, REVOKE__META_WATERMARKS, buf,
+	s->wm_oldest = UINT64_MAX;
+	switch (crdt_reader_meta_get(s->rd, REVOKE__META_WATERMARKS, buf,
 	    sizeof(buf), &len)) {
 	case REVOKD_OK:
+		s->wm_saved = true;
 		break;
 	case REVOKD_ENOTFOUND:
-		/* An agent that never saved any knows nothing of its peers:
-		 * as the agent says of a peer never heard, since the epoch. */
-		*ms = now / 1000;
+		s->wm_saved = false;
 		return REVOKE_OK;
 	default:
 		return REVOKE_E_STORE;
 	}
-	/* The first watermark is the agent's own: not a staleness. */
 	for (size_t off = REVOKE__WM_LEN; off + REVOKE__WM_LEN <= len;
 	     off += REVOKE__WM_LEN) {
 		uint64_t t = 0;
 
 		for (int b = 7; b >= 0; b--)
 			t = t << 8 | buf[off + 2 + b];
-		if (t < oldest)
-			oldest = t;
+		if (t < s->wm_oldest)
+			s->wm_oldest = t;
 	}
-	if (oldest != UINT64_MAX && now > oldest)
-		*ms = (now - oldest) / 1000;
+	return REVOKE_OK;
+}
+
+/*
+ * The staleness the saved watermarks in s's snapshot give. They change only
+ * with the snapshot: read once per snapshot id.
+ */
+static revoke_status
+revoke__staleness(revoke__slot *s, uint64_t *ms)
+{
+	size_t id = crdt_reader_snapshot_id(s->rd);
+	uint64_t now = revoke__now_us();
+	revoke_status st;
+
+	*ms = 0;
+	if (id != s->wm_snapshot) {
+		s->wm_snapshot = 0;
+		if ((st = revoke__watermarks(s)) != REVOKE_OK)
+			return st;
+		s->wm_snapshot = id;
+	}
+	if (!s->wm_saved) {
+		/* An agent that never saved any knows nothing of its peers:
+		 * as the agent says of a peer never heard, since the epoch. */
+		*ms = now / 1000;
+		return REVOKE_OK;
+	}
+	if (s->wm_oldest != UINT64_MAX && now > s->wm_oldest)
+		*ms = (now - s->wm_oldest) / 1000;
 	return REVOKE_OK;
 }
 
@@ -290,7 +322,7 @@ revoke__read_snapshot(revoke_reader *r, revoke__slot *s, revoke__read *rd)
 	if (err != REVOKD_OK)
 		st = REVOKE_E_STORE;
 	else
-		st = revoke__staleness(s->rd, &rd->staleness_ms);
+		st = revoke__staleness(s, &rd->staleness_ms);
 	crdt_reader_end(s->rd);
 	pthread_rwlock_unlock(&r->map);
 	return st;
