@@ -24,8 +24,14 @@ static const struct bench_suite {
 	    "3 agents, mTLS: --rate revocations/s, ack to visibility" },
 	{ "reader", bench_reader,
 	    "librevoke's direct reader: checks/s on one thread" },
+	{ "query", bench_query,
+	    "query socket checks vs redis SISMEMBER vs socket ping-pong" },
 	{ "ingest", bench_ingest,
 	    "3 agents, mTLS: import --entries into one, replicated to two" },
+	{ "repair", bench_repair,
+	    "revokd-sim partition-heal: repair bytes vs the raw difference" },
+	{ "scale", bench_scale,
+	    "1 agent, 10M entries: restart to serving, RSS, bytes/entry" },
 };
 
 static void
@@ -48,7 +54,7 @@ usage(FILE *f)
 	    "\n"
 	    "options:\n"
 	    "  --json        JSON lines instead of a table\n"
-	    "  --entries N   state size (default 1000000)\n"
+	    "  --entries N   state size (default 1000000; scale: 10000000)\n"
 	    "  --rounds N    repetitions, medians reported (default 3)\n"
 	    "  --seed S      seed of the random keys (default 1)\n"
 	    "  --dir DIR     scratch directory (default $TMPDIR or /tmp)\n"
@@ -56,6 +62,7 @@ usage(FILE *f)
 	    "  --no-sync     commit without fsync, to isolate the CPU cost\n"
 	    "  --rate N      lag: revocations per second (default 10000)\n"
 	    "  --seconds N   lag: how long to send (default 10)\n"
+	    "                query: seconds per run (default 2)\n"
 	    "  --help        this text\n"
 	    "  --version     the version\n");
 }
@@ -114,6 +121,7 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			o.entries_set = true;
 			break;
 		case 'r':
 			if (parse_u64(optarg, &rounds) != 0 || rounds == 0 ||
@@ -264,14 +272,26 @@ bench_rmdir(char *dir)
 uint64_t
 bench_rss_anon(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	uint64_t kb = 0;
+	return bench_proc_status(0, "RssAnon");
+}
 
-	if (f == NULL)
+uint64_t
+bench_proc_status(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t len = strlen(field);
+	uint64_t kb = 0;
+	FILE *f;
+
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/status");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %" SCNu64 " kB", &kb) == 1)
+		if (strncmp(line, field, len) == 0 && line[len] == ':' &&
+		    sscanf(line + len + 1, "%" SCNu64, &kb) == 1)
 			break;
 	fclose(f);
 	return kb * 1024;

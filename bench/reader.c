@@ -5,6 +5,10 @@
  *   reader_checks_per_s       revoke_reader_check of a jti (half of them
  *                             revoked, half unknown): key derivation,
  *                             snapshot, lookup, watermarks
+ *   reader_hit_checks_per_s   the same, every jti revoked
+ *   reader_miss_checks_per_s  the same, no jti revoked (most traffic)
+ *   mdb_get_per_s             raw mdb_get of the same mix of keys, by the
+ *                             writer before it closes: the B-tree's floor
  *   reader_full_checks_per_s  a jti, a sid and a sub with ver in one check
  *                             (three derivations, three lookups)
  *   verify_es256_per_s        revoke_jwt_verify of ES256 tokens (parse,
@@ -18,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -25,16 +30,50 @@
 #include "jwt_mint.h"
 #include "revoke.h"
 
-/* Checks per round. */
+/* Checks per round, and distinct query ids a round cycles through. */
 #define CHECKS 1000000
+#define IDS 262144
+
+/* Which ids a round asks about. */
+enum mix { MIX_HALF, MIX_HITS, MIX_MISSES };
 
 /* Distinct tokens a verification round cycles through, and verifications. */
 #define TOKENS 1000
 #define VERIFIES 20000
 
-/* Fill the store in dir with o->entries tokens and write its secret. */
+/* Raw mdb_get of the half-populated mix in s: the median per second. */
+static double
+reader_raw(const bench_opts *o, crdt_store *s, crdt_keyer *k)
+{
+	double *raw = calloc(o->rounds, sizeof(double)), med = -1;
+	crdt_key *keys;
+	uint64_t hits;
+	revokd_rng rng;
+
+	revokd_rng_seed(&rng, o->seed + 1);
+	if (raw == NULL ||
+	    (keys = bench_lookup_keys(k, o->entries, &rng)) == NULL) {
+		free(raw);
+		return -1;
+	}
+	for (unsigned i = 0; i < o->rounds; i++)
+		if ((raw[i] = bench_mdb_get_round(s, keys, o->entries, &hits)) <
+		    0)
+			goto out;
+	med = bench_median(raw, o->rounds);
+out:
+	free(keys);
+	free(raw);
+	return med;
+}
+
+/*
+ * Fill the store in dir with o->entries tokens and write its secret; *raw
+ * is the raw mdb_get rate of the filled store.
+ */
 static int
-reader_fill(const bench_opts *o, const char *dir, char *secret_path, size_t cap)
+reader_fill(const bench_opts *o, const char *dir, char *secret_path, size_t cap,
+    double *raw)
 {
 	crdt_store_options so = { .map_size = (size_t)64 << 30,
 		.no_sync = true };
@@ -50,7 +89,8 @@ reader_fill(const bench_opts *o, const char *dir, char *secret_path, size_t cap)
 	    crdt_store_open(dir, &so, &s) != REVOKD_OK ||
 	    crdt_store_bind_secret(s, k) != REVOKD_OK ||
 	    bench_populate(s, k, o->entries, (int64_t)time(NULL), batch,
-	        o->batch) < 0)
+	        o->batch) < 0 ||
+	    (*raw = reader_raw(o, s, k)) < 0)
 		goto out;
 	if ((f = fopen(secret_path, "wb")) == NULL)
 		goto out;
@@ -68,49 +108,114 @@ out:
 	return rc;
 }
 
+/* One query id of the mix: its token is revoked in the store or unknown. */
+static char *
+reader_id(const bench_opts *o, revokd_rng *rng, enum mix mix, uint64_t i)
+{
+	bool hit = mix == MIX_HITS || (mix == MIX_HALF && i % 2 == 0);
+	uint64_t pick = revokd_rng_below(rng, o->entries);
+	char id[48];
+
+	bench_token_id(hit ? pick : o->entries + pick, id, sizeof(id));
+	return strdup(id);
+}
+
+/* IDS query ids of the mix, made before the clock starts. */
+static char **
+reader_ids(const bench_opts *o, revokd_rng *rng, enum mix mix)
+{
+	char **ids = calloc(IDS, sizeof(*ids));
+
+	for (uint64_t i = 0; ids != NULL && i < IDS; i++)
+		if ((ids[i] = reader_id(o, rng, mix, i)) == NULL) {
+			while (i > 0)
+				free(ids[--i]);
+			free(ids);
+			return NULL;
+		}
+	return ids;
+}
+
+static void
+reader_ids_free(char **ids)
+{
+	for (uint64_t i = 0; ids != NULL && i < IDS; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/*
+ * The query of id (a bench_token_id); with sid and sub (room for cap
+ * bytes each) it also asks for the token's session and its user at
+ * version 0.
+ */
+static void
+reader_query(const char *id, char *sid, char *sub, size_t cap, revoke_query *q)
+{
+	uint64_t n = strtoull(id + strlen("bench-token-"), NULL, 10);
+
+	*q = (revoke_query){ .jti = id, .jti_len = strlen(id) };
+	if (sid == NULL || sub == NULL)
+		return;
+	q->sid = sid;
+	q->sid_len = (size_t)snprintf(sid, cap, "bench-session-%" PRIu64, n);
+	q->sub = sub;
+	q->sub_len =
+	    (size_t)snprintf(sub, cap, "bench-user-%" PRIu64, n % 100000);
+	q->has_ver = true;
+	q->ver = 0;
+}
+
+/* The revoked answers a round of the mix must give, give or take 5%. */
+static bool
+reader_revoked_ok(enum mix mix, uint64_t revoked)
+{
+	uint64_t want = mix == MIX_HITS   ? CHECKS
+	                : mix == MIX_HALF ? CHECKS / 2
+	                                  : 0;
+
+	return revoked + CHECKS / 20 >= want && revoked <= want + CHECKS / 20;
+}
+
 /* One round of CHECKS checks; checks/s, or -1 when answers are wrong. */
 static double
-reader_round(const bench_opts *o, revoke_reader *r, revokd_rng *rng, bool full)
+reader_round(const bench_opts *o, revoke_reader *r, revokd_rng *rng,
+    enum mix mix, bool full)
 {
+	char **ids = reader_ids(o, rng, mix);
+	revoke_query *qs = calloc(IDS, sizeof(*qs));
+	char(*names)[2][48] = full ? calloc(IDS, sizeof(*names)) : NULL;
 	uint64_t revoked = 0, stale = 0;
-	double t0, t;
+	double t0, t = -1;
 
+	if (ids == NULL || qs == NULL || (full && names == NULL))
+		goto out;
+	/* Queries are made before the clock starts: it times the reader. */
+	for (uint64_t i = 0; i < IDS; i++)
+		reader_query(ids[i], names ? names[i][0] : NULL,
+		    names ? names[i][1] : NULL, sizeof(names[0][0]), &qs[i]);
 	t0 = bench_now();
 	for (uint64_t i = 0; i < CHECKS; i++) {
-		char jti[48], sid[48], sub[48];
-		/* Half the ids were populated, half were not. */
-		uint64_t pick = revokd_rng_below(rng, o->entries) +
-		                (i % 2 ? o->entries : 0);
-		revoke_query q = { .jti = jti,
-			.jti_len =
-			    (size_t)bench_token_id(pick, jti, sizeof(jti)) };
 		revoke_answer a;
 
-		if (full) {
-			q.sid = sid;
-			q.sid_len = (size_t)snprintf(sid, sizeof(sid),
-			    "bench-session-%" PRIu64, pick);
-			q.sub = sub;
-			q.sub_len = (size_t)snprintf(sub, sizeof(sub),
-			    "bench-user-%" PRIu64, pick % 100000);
-			q.has_ver = true;
-			q.ver = 0;
-		}
-		if (revoke_reader_check(r, &q, &a) != REVOKE_OK)
-			return -1;
+		if (revoke_reader_check(r, &qs[i % IDS], &a) != REVOKE_OK)
+			goto out;
 		revoked += a.verdict == REVOKE_REVOKED_TOKEN;
 		stale += a.verdict == REVOKE_STALE_VERSION;
 	}
 	t = bench_now() - t0;
-	if (revoked < CHECKS / 2 - CHECKS / 20 ||
-	    revoked > CHECKS / 2 + CHECKS / 20 || stale != 0) {
+	if (!reader_revoked_ok(mix, revoked) || stale != 0) {
 		fprintf(stderr,
 		    "revokd-bench: reader: %" PRIu64 " of %d checks revoked, "
-		    "expected about half\n",
+		    "not what the mix holds\n",
 		    revoked, CHECKS);
-		return -1;
+		t = -1;
 	}
-	return CHECKS / t;
+out:
+	reader_ids_free(ids);
+	free(qs);
+	free(names);
+	return t < 0 ? -1 : CHECKS / t;
 }
 
 /* TOKENS tokens of key k: every tenth one's jti revoked in the store. */
@@ -184,60 +289,86 @@ out:
 	return t < 0 ? -1 : VERIFIES / t;
 }
 
+/* The figures of the check rounds, one array of o->rounds each. */
+static const struct reader_kind {
+	const char *metric;
+	enum mix mix;
+	bool full;
+} reader_kinds[] = {
+	{ "reader_checks_per_s", MIX_HALF, false },
+	{ "reader_hit_checks_per_s", MIX_HITS, false },
+	{ "reader_miss_checks_per_s", MIX_MISSES, false },
+	{ "reader_full_checks_per_s", MIX_HALF, true },
+};
+
+#define N_KINDS (sizeof(reader_kinds) / sizeof(reader_kinds[0]))
+
+static const struct {
+	unsigned alg;
+	const char *metric;
+} reader_algs[] = { { REVOKE_ALG_ES256, "verify_es256_per_s" },
+	{ REVOKE_ALG_RS256, "verify_rs256_per_s" },
+	{ REVOKE_ALG_EDDSA, "verify_eddsa_per_s" } };
+
+#define N_ALGS (sizeof(reader_algs) / sizeof(reader_algs[0]))
+
+/* Every round of every figure into fig[figure][round]. */
+static int
+reader_rounds(const bench_opts *o, const char *dir, revoke_reader *r,
+    double **fig)
+{
+	revokd_rng rng;
+
+	revokd_rng_seed(&rng, o->seed);
+	for (unsigned i = 0; i < o->rounds; i++) {
+		for (size_t k = 0; k < N_KINDS; k++)
+			if ((fig[k][i] = reader_round(o, r, &rng,
+			         reader_kinds[k].mix, reader_kinds[k].full)) <
+			    0)
+				return -1;
+		for (size_t a = 0; a < N_ALGS; a++)
+			if ((fig[N_KINDS + a][i] = verify_round(o, dir, r,
+			         reader_algs[a].alg)) < 0)
+				return -1;
+	}
+	return 0;
+}
+
 int
 bench_reader(const bench_opts *o)
 {
 	char *dir = bench_mkdtemp(o);
 	char secret[4096];
-	double *jti = calloc(o->rounds, sizeof(double));
-	double *full = calloc(o->rounds, sizeof(double));
-	static const struct {
-		unsigned alg;
-		const char *metric;
-	} algs[] = { { REVOKE_ALG_ES256, "verify_es256_per_s" },
-		{ REVOKE_ALG_RS256, "verify_rs256_per_s" },
-		{ REVOKE_ALG_EDDSA, "verify_eddsa_per_s" } };
-	double *ver[3] = { calloc(o->rounds, sizeof(double)),
-		calloc(o->rounds, sizeof(double)),
-		calloc(o->rounds, sizeof(double)) };
+	double *fig[N_KINDS + N_ALGS] = { 0 }, raw = -1;
 	revoke_reader *r = NULL;
 	revoke_status st;
-	revokd_rng rng;
 	int rc = 1;
 
-	revokd_rng_seed(&rng, o->seed);
-	if (jti == NULL || full == NULL || !ver[0] || !ver[1] || !ver[2] ||
-	    reader_fill(o, dir, secret, sizeof(secret)) != 0)
+	for (size_t i = 0; i < N_KINDS + N_ALGS; i++)
+		if ((fig[i] = calloc(o->rounds, sizeof(double))) == NULL)
+			goto out;
+	if (reader_fill(o, dir, secret, sizeof(secret), &raw) != 0)
 		goto out;
 	if ((st = revoke_reader_open(dir, secret, &r)) != REVOKE_OK) {
 		fprintf(stderr, "revokd-bench: reader: %s\n",
 		    revoke_strerror(st));
 		goto out;
 	}
-	for (unsigned i = 0; i < o->rounds; i++) {
-		if ((jti[i] = reader_round(o, r, &rng, false)) < 0 ||
-		    (full[i] = reader_round(o, r, &rng, true)) < 0)
-			goto out;
-		for (size_t a = 0; a < 3; a++)
-			if ((ver[a][i] = verify_round(o, dir, r, algs[a].alg)) <
-			    0)
-				goto out;
-	}
+	if (reader_rounds(o, dir, r, fig) != 0)
+		goto out;
 	bench_emit(o, "reader", "entries", (double)o->entries, "entries");
-	bench_emit(o, "reader", "reader_checks_per_s",
-	    bench_median(jti, o->rounds), "1/s");
-	bench_emit(o, "reader", "reader_full_checks_per_s",
-	    bench_median(full, o->rounds), "1/s");
-	for (size_t a = 0; a < 3; a++)
-		bench_emit(o, "reader", algs[a].metric,
-		    bench_median(ver[a], o->rounds), "1/s");
+	for (size_t k = 0; k < N_KINDS; k++)
+		bench_emit(o, "reader", reader_kinds[k].metric,
+		    bench_median(fig[k], o->rounds), "1/s");
+	bench_emit(o, "reader", "mdb_get_per_s", raw, "1/s");
+	for (size_t a = 0; a < N_ALGS; a++)
+		bench_emit(o, "reader", reader_algs[a].metric,
+		    bench_median(fig[N_KINDS + a], o->rounds), "1/s");
 	rc = 0;
 out:
 	revoke_reader_close(r);
-	free(jti);
-	free(full);
-	for (size_t a = 0; a < 3; a++)
-		free(ver[a]);
+	for (size_t i = 0; i < N_KINDS + N_ALGS; i++)
+		free(fig[i]);
 	bench_rmdir(dir);
 	return rc;
 }

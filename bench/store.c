@@ -109,9 +109,8 @@ update_round(crdt_store *s, crdt_keyer *k, uint64_t entries, int64_t now,
 	return UPDATES / t;
 }
 
-/* Keys to look up: half populated, half absent, in random order. */
-static crdt_key *
-lookup_keys(crdt_keyer *k, uint64_t entries, revokd_rng *rng)
+crdt_key *
+bench_lookup_keys(crdt_keyer *k, uint64_t entries, revokd_rng *rng)
 {
 	crdt_key *keys = malloc(entries * sizeof(*keys));
 
@@ -150,8 +149,9 @@ lookup_round(crdt_store *s, const crdt_key *keys, uint64_t n, uint64_t *hits)
 	return (double)n / t;
 }
 
-static double
-mdb_get_round(crdt_store *s, const crdt_key *keys, uint64_t n, uint64_t *hits)
+double
+bench_mdb_get_round(crdt_store *s, const crdt_key *keys, uint64_t n,
+    uint64_t *hits)
 {
 	MDB_txn *txn;
 	MDB_val k = { CRDT_KEY_LEN, NULL }, v;
@@ -299,13 +299,13 @@ run(const bench_opts *o, const char *dir, crdt_store *s, crdt_keyer *k)
 	if ((merge_new =
 	            bench_populate(s, k, o->entries, now, batch, o->batch)) < 0)
 		goto out;
-	if ((keys = lookup_keys(k, o->entries, &rng)) == NULL)
+	if ((keys = bench_lookup_keys(k, o->entries, &rng)) == NULL)
 		goto out;
 	for (unsigned i = 0; i < o->rounds; i++) {
 		if ((look[i] = lookup_round(s, keys, o->entries, &hits_a)) <
 		        0 ||
-		    (raw[i] = mdb_get_round(s, keys, o->entries, &hits_b)) <
-		        0 ||
+		    (raw[i] = bench_mdb_get_round(s, keys, o->entries,
+		         &hits_b)) < 0 ||
 		    (chk[i] = check_round(s, k, o->entries, &rng)) < 0 ||
 		    (upd[i] = update_round(s, k, o->entries, now, &rng, i + 1,
 		         batch, o->batch)) < 0)
