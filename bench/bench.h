@@ -23,6 +23,7 @@ typedef struct bench_opts {
 	bool no_sync;     /* commit without fsync (to isolate CPU cost) */
 	uint64_t rate;    /* lag: revocations per second */
 	uint64_t seconds; /* lag: how long to send */
+	uint64_t hits;    /* query: percent of checks of revoked ids */
 } bench_opts;
 
 /* Monotonic time in seconds. */

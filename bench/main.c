@@ -63,6 +63,8 @@ usage(FILE *f)
 	    "  --rate N      lag: revocations per second (default 10000)\n"
 	    "  --seconds N   lag: how long to send (default 10)\n"
 	    "                query: seconds per run (default 2)\n"
+	    "  --hits PCT    query: percent of checks of revoked ids "
+	    "(default 50)\n"
 	    "  --help        this text\n"
 	    "  --version     the version\n");
 }
@@ -95,6 +97,7 @@ main(int argc, char **argv)
 		{ "no-sync", no_argument, NULL, 'S' },
 		{ "rate", required_argument, NULL, 'R' },
 		{ "seconds", required_argument, NULL, 'T' },
+		{ "hits", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -102,7 +105,8 @@ main(int argc, char **argv)
 	bench_opts o = { .entries = 1000000,
 		.rounds = 3,
 		.seed = 1,
-		.batch = 1000 };
+		.batch = 1000,
+		.hits = 50 };
 	uint64_t rounds = o.rounds;
 	int c;
 
@@ -158,6 +162,15 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			o.no_sync = true;
+			break;
+		case 'H':
+			if (parse_u64(optarg, &o.hits) != 0 || o.hits > 100) {
+				fprintf(stderr,
+				    "revokd-bench: --hits: want 0 to 100, "
+				    "got '%s'\n",
+				    optarg);
+				return 2;
+			}
 			break;
 		case 'R':
 		case 'T':

@@ -7,9 +7,9 @@
  *
  * Setup: --entries tokens ("bench-token-<i>") revoked in the store of a
  * one-region agent, filled before the agent starts; the same ids in the
- * redis set "revoked". Requests pick ids at random (--seed), half revoked
- * (i < entries) and half unknown; every answer is checked, and one wrong
- * answer fails the suite.
+ * redis set "revoked". Requests pick ids at random (--seed), --hits percent
+ * of them revoked (i < entries; default 50) and the rest unknown; every
+ * answer is checked, and one wrong answer fails the suite.
  *
  * Each round runs every pattern (1, 8 and 50 connections; pipeline depth 1
  * and 16) against revokd, redis and ping-pong in turn, each for --seconds
@@ -360,8 +360,8 @@ query_revokd_start(query_env *e)
 	query_track(e->c.node[0].pid, true);
 	hit = query_sample(&e->c, 0, REVOKD__LOCAL__VERDICT__REVOKED_TOKEN);
 	miss = query_sample(&e->c, e->o->entries, 0);
-	/* Ping-pong answers with the mean of revokd's two answer sizes. */
-	e->pp_reply = (hit + miss + 1) / 2;
+	/* Ping-pong answers with the mean size of revokd's answers. */
+	e->pp_reply = (hit * e->o->hits + miss * (100 - e->o->hits) + 50) / 100;
 	return hit && miss ? 0 : -1;
 }
 
@@ -596,7 +596,7 @@ query_parse_redis(const uint8_t *buf, size_t len, const void *arg, int *value)
 /* The request pools                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The same random ids for every target: half revoked, half unknown. */
+/* The same random ids for every target: --hits percent revoked. */
 static int
 query_picks(query_env *e)
 {
@@ -609,8 +609,9 @@ query_picks(query_env *e)
 	}
 	revokd_rng_seed(&rng, e->o->seed);
 	for (size_t i = 0; i < QUERY_POOL; i++)
-		e->picks[i] = revokd_rng_below(&rng, n) +
-		              (revokd_rng_next(&rng) & 1 ? n : 0);
+		e->picks[i] =
+		    revokd_rng_below(&rng, n) +
+		    (revokd_rng_below(&rng, 100) < e->o->hits ? 0 : n);
 	return 0;
 }
 
@@ -759,6 +760,7 @@ query_report(query_env *e)
 	unsigned n = e->o->rounds;
 
 	bench_emit(e->o, "query", "entries", (double)e->o->entries, "entries");
+	bench_emit(e->o, "query", "hits", (double)e->o->hits, "percent");
 	bench_emit(e->o, "query", "pingpong_request_bytes",
 	    (double)e->pp_request, "B");
 	bench_emit(e->o, "query", "pingpong_reply_bytes", (double)e->pp_reply,
