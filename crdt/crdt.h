@@ -279,7 +279,9 @@ void crdt_bucket_first_key(uint32_t b, crdt_key *out);
  * while open. Any number of processes may open the same dir read-only (the
  * direct reader of librevoke) and read while the writer writes. Write calls
  * of one store must come from one thread at a time; each crdt_reader belongs
- * to one thread at a time.
+ * to one thread at a time. In the writer's process, readers must not run
+ * during a write call (a write may grow and remap the filter of present
+ * keys): the agent reads and writes on one thread.
  *
  * Durability: when a write call returns REVOKD_OK its transaction is on disk
  * (unless no_sync was asked for) and survives kill -9 and power loss.

@@ -109,9 +109,11 @@ void crdt__filter_add(crdt_store *s, const crdt_key *key);
 
 /*
  * Writer, after a commit that wrote written keys: start a rebuild when the
- * filter is outgrown, or carry one forward.
+ * filter is outgrown, or carry one forward. A failure here leaves the
+ * filter not ready (lookups use the B-tree) and is retried by later writes
+ * and steps: the commit stands either way.
  */
-revokd_err crdt__filter_after_write(crdt_store *s, size_t written);
+void crdt__filter_after_write(crdt_store *s, size_t written);
 
 /*
  * Whether readers of snapshot txn may consult the filter (*usable), and the

@@ -379,8 +379,11 @@ crdt__filter_rebuild(crdt_store *s)
 	crdt__filter *f = &s->filter;
 	struct crdt__filter_hdr *h = crdt__hdr(f);
 	uint32_t log2 = crdt__filter_log2_for(s->count);
+	uint8_t id[CRDT__FILTER_ID_LEN];
 	revokd_err err;
 
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return REVOKD_ECRYPTO; /* nothing changed: retried later */
 	atomic_store_explicit(&h->ready, 0, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&h->seq, 1, memory_order_seq_cst);
 	if (f->has_blocks && log2 < f->log2_blocks)
@@ -407,8 +410,7 @@ crdt__filter_rebuild(crdt_store *s)
 	h->data_dev = f->data_dev;
 	h->data_ino = f->data_ino;
 	crdt__boot_id(h->boot);
-	if (RAND_bytes(h->id, CRDT__FILTER_ID_LEN) != 1)
-		return REVOKD_ECRYPTO;
+	memcpy(h->id, id, sizeof(id));
 	f->building = true;
 	memset(f->next.b, 0, CRDT_KEY_LEN);
 	return crdt__filter_sync_header(f);
@@ -578,24 +580,23 @@ crdt_store_filter_step(crdt_store *s, size_t max, bool *more)
 	return REVOKD_OK;
 }
 
-revokd_err
+void
 crdt__filter_after_write(crdt_store *s, size_t written)
 {
 	crdt__filter *f = &s->filter;
 	struct crdt__filter_hdr *h;
 	bool more;
 
-	if (f->map == NULL)
-		return REVOKD_OK;
+	if (f->map == NULL || !f->has_blocks)
+		return;
 	h = crdt__hdr(f);
 	/* Outgrown, or worn by deleted keys' bits: start again. */
 	if (!f->building &&
 	    (s->count > h->capacity || h->added > 2 * h->capacity))
-		return crdt__filter_rebuild(s);
-	if (f->building && written > 0)
-		return crdt_store_filter_step(s, written * CRDT__SCAN_PER_WRITE,
+		(void)crdt__filter_rebuild(s);
+	else if (f->building && written > 0)
+		(void)crdt_store_filter_step(s, written * CRDT__SCAN_PER_WRITE,
 		    &more);
-	return REVOKD_OK;
 }
 
 bool

@@ -5,6 +5,7 @@
 #include "crdt/crdt_int.h"
 
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,8 @@ crdt_reader_begin(crdt_reader *r)
 		crdt_reader_end(r);
 	if ((rc = crdt__reader_take(r)) != 0)
 		return crdt__mdb_err(rc); /* MAP_RESIZED: the caller remaps */
+	/* The filter's bits are read after the snapshot's txnid. */
+	atomic_thread_fence(memory_order_acquire);
 	if ((err = crdt__reader_judge_filter(r)) != REVOKD_OK) {
 		mdb_txn_reset(r->txn);
 		return err;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,8 @@ crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 		crdt__buckets_end(s, false);
 		return err;
 	}
+	/* The filter's bits for this txn's keys are seen before its commit. */
+	atomic_thread_fence(memory_order_release);
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		crdt__buckets_end(s, false);
 		return crdt__mdb_err(rc);
@@ -361,6 +364,7 @@ crdt_store_open(const char *dir, const crdt_store_options *opt,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return REVOKD_ENOMEM;
 	s->lock_fd = -1;
+	s->filter.fd = -1;
 	s->read_only = o->read_only;
 	s->no_sync = o->no_sync;
 	s->prune_leeway =
@@ -554,7 +558,8 @@ crdt_store_apply_as(crdt_store *s, crdt_durability d, const crdt_entry *in,
 		return err;
 	if (stats != NULL)
 		*stats = st;
-	return crdt__filter_after_write(s, st.added);
+	crdt__filter_after_write(s, st.added);
+	return REVOKD_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -660,7 +665,8 @@ crdt_store_prune(crdt_store *s, int64_t now, size_t max, size_t *pruned,
 	}
 	*pruned = total;
 	*more = !at_end;
-	return crdt__filter_after_write(s, 0);
+	crdt__filter_after_write(s, 0);
+	return REVOKD_OK;
 }
 
 /* ------------------------------------------------------------------------ */
