@@ -27,7 +27,7 @@
  * Keys a tick adds while the store's filter is being rebuilt (about a
  * millisecond of the loop), and the pause between such ticks.
  */
-#define ENGINE__FILTER_STEP 16384
+#define ENGINE__FILTER_STEP 8192
 #define ENGINE__FILTER_PAUSE_US 1000
 #define ENGINE__META_INTERVAL_US 50000
 

@@ -354,12 +354,16 @@ crdt__filter_sync_header(crdt__filter *f)
 	return REVOKD_OK;
 }
 
-/* Blocks for a store of count keys, with room to double. */
+/*
+ * Blocks for a store of count keys, with room to grow fourfold: a rebuild
+ * sweeps every key, and growing by four keeps the sweeps of a growing store
+ * to a third of its inserts (doubling: one per insert).
+ */
 static uint32_t
 crdt__filter_log2_for(uint64_t count)
 {
 	uint64_t want =
-	    count * 2 > CRDT__MIN_CAPACITY ? count * 2 : CRDT__MIN_CAPACITY;
+	    count * 4 > CRDT__MIN_CAPACITY ? count * 4 : CRDT__MIN_CAPACITY;
 	uint32_t log2 = 0;
 
 	while (((uint64_t)CRDT__KEYS_PER_BLOCK << log2) < want &&
