@@ -874,16 +874,32 @@ out:
 static void
 engine__prune(engine *e, uint64_t now)
 {
-	size_t pruned = 0;
+	size_t pruned = 0, step = e->prune_step_now;
 	bool more = false;
+	revokd_err err;
 	int dead;
 
 	(void)crdt_store_sync(e->store); /* bound the replica window */
 	/* Direct readers that died must not pin old pages. */
 	(void)crdt_store_reader_check(e->store, &dead);
-	if (crdt_store_prune(e->store, engine__now_s(now), e->cfg.prune_step,
-	        &pruned, &more) == REVOKD_OK)
+	if (step == 0 || step > e->cfg.prune_step)
+		step = e->cfg.prune_step;
+	err = crdt_store_prune(e->store, engine__now_s(now), step, &pruned,
+	    &more);
+	if (err == REVOKD_OK) {
 		e->stats.pruned += pruned;
+		e->prune_step_now =
+		    step < e->cfg.prune_step / 2 ? 2 * step : e->cfg.prune_step;
+	} else if (err == REVOKD_EMAPFULL || err == REVOKD_ENOSPACE) {
+		/*
+		 * A full store gets room back only by pruning, and deleting
+		 * takes pages too (copy on write): a whole step may not fit
+		 * where a smaller one does. Halve it and retry soon; it
+		 * grows back as steps succeed.
+		 */
+		e->prune_step_now = step > 1 ? step / 2 : 1;
+		more = true;
+	}
 	/* Keep sweeping at once while a sweep is under way. */
 	e->next_prune_us = now + (more ? e->cfg.prune_interval_us / 10
 	                               : e->cfg.prune_interval_us);

@@ -151,6 +151,8 @@ struct engine {
 	bool wm_dirty;
 	uint64_t next_meta_us;
 	uint64_t next_prune_us;
+	/* Entries a prune examines: smaller while the store is full; 0: cfg. */
+	size_t prune_step_now;
 	bool filter_more; /* the store's filter is being rebuilt */
 
 	/*

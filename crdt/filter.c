@@ -373,6 +373,19 @@ crdt__filter_log2_for(uint64_t count)
 }
 
 /*
+ * Make the file len bytes, every one backed by the disk. The filter is
+ * written through a shared mapping, where a page that a full disk cannot
+ * back is a SIGBUS that kills the agent; here it is REVOKD_ENOSPACE.
+ */
+static revokd_err
+crdt__filter_alloc(int fd, size_t len)
+{
+	int rc = posix_fallocate(fd, 0, (off_t)len);
+
+	return rc == 0 ? REVOKD_OK : revokd_err_from_errno(rc);
+}
+
+/*
  * Start a rebuild: the filter stops being ready, grows when the store
  * outgrew it, is cleared, and gets a new id. The prune-like sweep of
  * crdt_store_filter_step then adds every key.
@@ -398,8 +411,9 @@ crdt__filter_rebuild(crdt_store *s)
 		if (fstat(f->fd, &st) != 0)
 			return revokd_err_from_errno(errno);
 		if ((size_t)st.st_size < crdt__filter_size(log2) &&
-		    ftruncate(f->fd, (off_t)crdt__filter_size(log2)) != 0)
-			return revokd_err_from_errno(errno);
+		    (err = crdt__filter_alloc(f->fd,
+		         crdt__filter_size(log2))) != REVOKD_OK)
+			return err;
 		if ((err = crdt__filter_map(f, (int)log2)) != REVOKD_OK)
 			return err;
 		h = crdt__hdr(f);
@@ -451,8 +465,8 @@ crdt__filter_open_writer(crdt_store *s, const char *dir)
 	    fstat(f->fd, &st) != 0)
 		return revokd_err_from_errno(errno);
 	if (st.st_size < CRDT__FILTER_HDR &&
-	    ftruncate(f->fd, CRDT__FILTER_HDR) != 0)
-		return revokd_err_from_errno(errno);
+	    (err = crdt__filter_alloc(f->fd, CRDT__FILTER_HDR)) != REVOKD_OK)
+		return err;
 	if ((err = crdt__filter_map(f, -1)) != REVOKD_OK)
 		return err;
 	if (crdt__filter_keep(s, st.st_size)) {
@@ -480,7 +494,17 @@ crdt__filter_open(crdt_store *s, const char *dir)
 		crdt__filter_open_reader(s, dir);
 		return REVOKD_OK;
 	}
-	if ((err = crdt__filter_open_writer(s, dir)) != REVOKD_OK)
+	err = crdt__filter_open_writer(s, dir);
+	/*
+	 * No room for the filter to grow (a full disk): open without it, as
+	 * while one is rebuilt (lookups use the B-tree; readers see it is
+	 * not ready); a later start rebuilds it. Refusing to start would
+	 * stop the checks over derived data.
+	 */
+	if (err == REVOKD_ENOSPACE && s->filter.map != NULL &&
+	    !s->filter.has_blocks)
+		return REVOKD_OK;
+	if (err != REVOKD_OK)
 		return err;
 	if (s->count <= CRDT__OPEN_SCAN)
 		err = crdt_store_filter_step(s, CRDT__OPEN_SCAN + 1, &more);

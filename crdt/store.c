@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define CRDT__DEFAULT_MAP_SIZE ((size_t)8 << 30)
@@ -24,6 +25,9 @@
 #define CRDT__DATA_MODE 0640
 #define CRDT__LOCK_MODE 0660
 #define CRDT__LOCK_NAME "revokd.lock"
+
+/* Free bytes below which a failed write is taken for a full disk. */
+#define CRDT__FULL_SLACK ((uint64_t)1 << 20)
 
 revokd_err
 crdt__mdb_err(int rc)
@@ -152,6 +156,24 @@ crdt__last_txnid(crdt_store *s)
 	return info.me_last_txnid;
 }
 
+/*
+ * The error of a failed commit. LMDB reports a write cut short by a full
+ * disk as EIO ("short write, filesystem full?"); when the data file's
+ * filesystem has (almost) no room left, say so, not "input/output error".
+ */
+static revokd_err
+crdt__commit_err(crdt_store *s, int rc)
+{
+	struct statvfs fs;
+	int fd;
+
+	if (rc == EIO && mdb_env_get_fd(s->env, &fd) == 0 &&
+	    fstatvfs(fd, &fs) == 0 &&
+	    (uint64_t)fs.f_bavail * fs.f_frsize < CRDT__FULL_SLACK)
+		return REVOKD_ENOSPACE;
+	return crdt__mdb_err(rc);
+}
+
 /* Commit txn (writing the dirty buckets), or abort it when err is set. */
 static revokd_err
 crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
@@ -170,7 +192,7 @@ crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
 	atomic_thread_fence(memory_order_release);
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		crdt__buckets_end(s, false);
-		return crdt__mdb_err(rc);
+		return crdt__commit_err(s, rc);
 	}
 	crdt__buckets_end(s, true);
 	id = crdt__last_txnid(s);
