@@ -563,7 +563,15 @@ engine__observe_hlc(engine *e, struct engine__peer *p, crdt_hlc hlc,
 	if (crdt_clock_recv(&e->clock, now / 1000, hlc,
 	        e->cfg.max_ahead_us / 1000, &out) == REVOKD_ECLOCK) {
 		e->stats.clock_ahead++;
-		engine__peer_event(e, p, ENGINE_PEER_CLOCK_AHEAD);
+		/*
+		 * Every message of a peer whose clock is ahead would be a
+		 * notice, and the agent logs each: one a second is enough.
+		 */
+		if (p->clock_ahead_us == 0 ||
+		    now >= p->clock_ahead_us + 1000000) {
+			p->clock_ahead_us = now;
+			engine__peer_event(e, p, ENGINE_PEER_CLOCK_AHEAD);
+		}
 	}
 }
 

@@ -118,6 +118,7 @@ struct engine__peer {
 	int64_t offset_us;
 	uint64_t rtt_us;
 	uint64_t clock_at_us;
+	uint64_t clock_ahead_us; /* last CLOCK_AHEAD notice (one a second) */
 
 	/* Local batches it does not hold yet. */
 	struct engine__unconf *unconf;

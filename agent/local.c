@@ -18,9 +18,13 @@
  * the requests whose responses have not yet moved to c->out, oldest first.
  * Filling the head appends to c->out at once, followed by every filled slot
  * behind it; filling any other slot keeps a copy in the slot (c->held bytes)
- * until the head catches up. c->out is written with uv_try_write, and what
- * the socket does not take moves to c->inflight for one uv_write; at most
- * one write is in flight, and c->out collects what comes meanwhile.
+ * until the head catches up. c->out is written with uv_try_write, and the
+ * first LOCAL_WRITE_CHUNK of what the socket does not take is copied to
+ * c->inflight for one uv_write (c->out_off bytes of c->out are gone); at
+ * most one write is in flight, and c->out collects what comes meanwhile.
+ * libuv holds a write's buffer until its callback, even after the
+ * connection is closed, which is at the end of the loop's iteration: the
+ * chunk keeps what a client cut with its output unread leaves behind small.
  *
  * Theory of limits. Two different troubles, two answers:
  *   - output the client does not read (c->out and the unwritten part of
@@ -33,6 +37,22 @@
  *     slowed instead of cut.
  * Unread output deliberately does not pause reading: a paused client that
  * never reads would sit below max_output for ever and never be cut.
+ *
+ * Theory of memory. Those limits are per connection, and there may be
+ * max_connections of them: a thousand clients each holding a request
+ * declared at max_frame and never finished, or answers they do not read,
+ * would hold gigabytes. So the server also counts what its connections'
+ * buffers hold (decoder, output, held responses: c->cost, summed in
+ * s->mem until the memory is freed, closing connections included), and
+ * when one connection's growth takes the sum past the budget
+ * (LOCAL_MEM_BUDGET, or twice max_frame + max_output if larger) while that
+ * connection holds more than LOCAL_CONN_SMALL, it is cut at once
+ * ("cut_memory"). Buffers that empty give back what they took beyond
+ * LOCAL_KEEP, so idle clients hold little and well-behaved small clients
+ * stay under LOCAL_CONN_SMALL and are never cut; a large legitimate
+ * request (an admin import) may be cut while the server is over budget.
+ * The memory held by all connections stays under the budget plus
+ * LOCAL_CONN_SMALL per connection plus what one read can add.
  *
  * The process must ignore SIGPIPE: libuv writes with write(2), and a client
  * that went away would otherwise kill the agent.
@@ -59,6 +79,18 @@
 /* What a queued slot is taken to cost when deciding to pause reading. */
 #define LOCAL_SLOT_COST 64u
 
+/* Bytes of all connections' buffers past which growing ones are cut. */
+#define LOCAL_MEM_BUDGET ((size_t)64 << 20)
+
+/* A connection holding no more than this is never cut for memory. */
+#define LOCAL_CONN_SMALL ((size_t)16 << 10)
+
+/* What an emptied buffer may keep (larger ones are freed). */
+#define LOCAL_KEEP ((size_t)4 << 10)
+
+/* Most bytes one uv_write covers. */
+#define LOCAL_WRITE_CHUNK ((size_t)64 << 10)
+
 struct agent_local_slot {
 	agent_local_slot *next;
 	agent_local_conn *conn; /* NULL once the connection let go */
@@ -75,7 +107,9 @@ struct agent_local_conn {
 	agent_local_slot *head, *tail; /* responses not yet in out */
 	size_t queued;                 /* slots in the queue */
 	size_t held;                   /* bytes kept in filled slots */
+	size_t cost;                   /* bytes counted in server->mem */
 	revokd_buf out;                /* ready, not yet handed to libuv */
+	size_t out_off;                /* bytes of out handed on already */
 	revokd_buf inflight;           /* what the write in flight sends */
 	size_t inflight_off;           /* bytes of inflight written */
 	size_t inflight_chunk;         /* bytes the write in flight covers */
@@ -98,6 +132,8 @@ struct agent_local {
 	agent_local_conn *conns; /* open and closing */
 	unsigned open;           /* connections not closing */
 	unsigned handles;        /* listener and connections not closed */
+	size_t mem;              /* sum of c->cost, closing ones included */
+	size_t mem_budget;       /* past it, growing connections are cut */
 	bool stopping;
 	uint8_t *readbuf;
 	agent_local_frame *frames; /* one read's frames, reused */
@@ -174,7 +210,7 @@ static void
 local__buf_clear(revokd_buf *b)
 {
 	b->len = 0;
-	if (b->cap > 2 * LOCAL_READ_SIZE)
+	if (b->cap > LOCAL_KEEP)
 		revokd_buf_free(b);
 }
 
@@ -353,6 +389,7 @@ local__on_conn_closed(uv_handle_t *h)
 	agent_local_conn *c = h->data;
 	agent_local *s = c->server;
 
+	s->mem -= c->cost;
 	wire_decoder_free(&c->decoder);
 	revokd_buf_free(&c->out);
 	revokd_buf_free(&c->inflight);
@@ -379,6 +416,22 @@ local__close(agent_local_conn *c)
 	c->closing = true;
 	local__slots_release(c);
 	c->server->open--;
+	/*
+	 * Free now what nobody else holds: the close callbacks run only at
+	 * the end of the loop's iteration, and many connections cut in one
+	 * iteration must not hold their buffers until then. The decoder may
+	 * be in use up the stack inside on_frames; a write in flight holds
+	 * inflight, which stays counted in s->mem until the close callback.
+	 */
+	revokd_buf_free(&c->out);
+	c->out_off = 0;
+	if (!c->writing)
+		revokd_buf_free(&c->inflight);
+	if (!c->in_batch)
+		wire_decoder_free(&c->decoder);
+	c->server->mem -= c->cost;
+	c->cost = c->inflight.cap + c->decoder.cap;
+	c->server->mem += c->cost;
 	uv_close((uv_handle_t *)&c->pipe, local__on_conn_closed);
 }
 
@@ -436,31 +489,44 @@ local__write_inflight(agent_local_conn *c)
 }
 
 /*
- * Write c->out: what the socket takes now directly, the rest through one
- * uv_write. Only when no write is in flight.
+ * Write c->out: what the socket takes now directly, then a chunk of the
+ * rest through one uv_write. Only when no write is in flight.
  */
 static int
 local__write(agent_local_conn *c)
 {
-	uv_buf_t b = uv_buf_init((char *)c->out.data,
-	    (unsigned)local__chunk(c->out.len));
-	int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-	revokd_buf spare;
+	uv_buf_t b;
+	size_t chunk;
+	int n;
 
-	if (n == UV_EAGAIN)
+	/* Drop what is gone once it is half the buffer: amortized O(1). */
+	if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
+		revokd_buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	b = uv_buf_init((char *)c->out.data + c->out_off,
+	    (unsigned)local__chunk(c->out.len - c->out_off));
+	if ((n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1)) == UV_EAGAIN)
 		n = 0;
 	if (n < 0)
 		return n;
-	if ((size_t)n == c->out.len) {
-		local__buf_clear(&c->out);
-		return 0;
+	c->out_off += (size_t)n;
+	chunk = c->out.len - c->out_off;
+	if (chunk > LOCAL_WRITE_CHUNK)
+		chunk = LOCAL_WRITE_CHUNK;
+	if (chunk > 0) {
+		c->inflight.len = 0;
+		c->inflight_off = 0;
+		if (revokd_buf_append(&c->inflight, c->out.data + c->out_off,
+		        chunk) != REVOKD_OK)
+			return UV_ENOMEM;
+		c->out_off += chunk;
 	}
-	/* Swap rather than copy: inflight is empty and keeps its memory. */
-	spare = c->inflight;
-	c->inflight = c->out;
-	c->out = spare;
-	c->inflight_off = (size_t)n;
-	return local__write_inflight(c);
+	if (c->out_off == c->out.len) {
+		c->out_off = 0;
+		local__buf_clear(&c->out);
+	}
+	return chunk > 0 ? local__write_inflight(c) : 0;
 }
 
 static void
@@ -491,7 +557,22 @@ local__on_write(uv_write_t *req, int status)
 static size_t
 local__unwritten(const agent_local_conn *c)
 {
-	return c->out.len + (c->inflight.len - c->inflight_off);
+	return c->out.len - c->out_off + (c->inflight.len - c->inflight_off);
+}
+
+/*
+ * Count what c's buffers hold now into s->mem: true when c must be cut,
+ * having grown past LOCAL_CONN_SMALL while all hold more than the budget.
+ */
+static bool
+local__account(agent_local_conn *c)
+{
+	agent_local *s = c->server;
+	size_t cost = c->decoder.cap + c->out.cap + c->inflight.cap + c->held;
+
+	s->mem = s->mem - c->cost + cost;
+	c->cost = cost;
+	return s->mem > s->mem_budget && cost > LOCAL_CONN_SMALL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -555,7 +636,8 @@ local__flush(agent_local_conn *c)
 
 	if (c->closing || c->in_batch)
 		return;
-	if (!c->writing && c->out.len > 0 && (r = local__write(c)) != 0) {
+	if (!c->writing && c->out.len > c->out_off &&
+	    (r = local__write(c)) != 0) {
 		local__io_error(c, "write", r);
 		return;
 	}
@@ -563,6 +645,15 @@ local__flush(agent_local_conn *c)
 		s->stats.cut_slow++;
 		local__log(s, "cut_slow", "%s: %zu bytes unread by a client",
 		    s->name, local__unwritten(c));
+		local__close(c);
+		return;
+	}
+	if (local__account(c)) {
+		s->stats.cut_memory++;
+		local__log(s, "cut_memory",
+		    "%s: a client holding %zu bytes while all hold %zu "
+		    "(budget %zu)",
+		    s->name, c->cost, s->mem, s->mem_budget);
 		local__close(c);
 		return;
 	}
@@ -669,6 +760,12 @@ local__take(agent_local_conn *c, size_t nread)
 		c->in_batch = true;
 		s->cfg.on_frames(s->cfg.arg, c, s->frames, n);
 		c->in_batch = false;
+	}
+	/* All taken (the frames lived during on_frames only): shrink. */
+	if (fed == REVOKD_OK && !c->closing &&
+	    c->decoder.off == c->decoder.len && c->decoder.cap > LOCAL_KEEP) {
+		wire_decoder_free(&c->decoder);
+		wire_decoder_init(&c->decoder, s->cfg.max_frame);
 	}
 	/* The handler may have stopped the server or cut c meanwhile. */
 	if (fed == REVOKD_ETOOBIG && !c->closing && !c->draining)
@@ -905,6 +1002,9 @@ local__server_new(uv_loop_t *loop, const agent_local_config *c)
 	}
 	s->cfg.name = s->name;
 	s->cfg.path = s->path;
+	s->mem_budget = 2 * (c->max_frame + c->max_output);
+	if (s->mem_budget < LOCAL_MEM_BUDGET)
+		s->mem_budget = LOCAL_MEM_BUDGET;
 	return s;
 }
 

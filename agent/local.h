@@ -26,12 +26,15 @@
  *   - a connection whose unwritten output passes max_output (a client that
  *     never reads) is closed at once, its output dropped;
  *   - past max_connections, new connections are accepted and closed;
+ *   - when what all connections' buffers hold passes a budget (64 MiB, or
+ *     twice max_frame + max_output if larger), a connection that grows
+ *     past 16 KiB is closed at once (local.c, theory of memory);
  *   - a connection that closes mid-frame is just closed.
  * The socket file is created with the given mode (the umask is set around
  * bind, so servers start before other threads create files); a stale
  * socket file from a dead agent is replaced, a live one is not. Log events:
- * "refused", "cut_slow", "oversize", "truncated", "error". The process must
- * ignore SIGPIPE.
+ * "refused", "cut_slow", "cut_memory", "oversize", "truncated", "error".
+ * The process must ignore SIGPIPE.
  */
 #ifndef AGENT_LOCAL_H
 #define AGENT_LOCAL_H
@@ -117,7 +120,8 @@ typedef struct agent_local_stats {
 	uint64_t refused; /* over max_connections */
 	uint64_t requests;
 	uint64_t oversize;
-	uint64_t cut_slow; /* closed for unread output */
+	uint64_t cut_slow;   /* closed for unread output */
+	uint64_t cut_memory; /* closed for growing past the memory budget */
 } agent_local_stats;
 
 /* The counters into *out. */

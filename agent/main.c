@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agent/agent.h"
 #include "agent/log.h"
@@ -41,8 +42,7 @@ check_only(const agent_config *cfg)
 	agent_tls *tls;
 
 	if (revokd_secret_load(cfg->secret_file, secret, sizeof(secret), err,
-	        sizeof(err)) !=
-	        REVOKD_OK ||
+	        sizeof(err)) != REVOKD_OK ||
 	    agent_tls_load(cfg->ca, cfg->cert, cfg->key, cfg->region,
 	        time(NULL), &tls, err, sizeof(err)) != REVOKD_OK) {
 		fprintf(stderr, "revokd: %s\n", err);
@@ -53,6 +53,46 @@ check_only(const agent_config *cfg)
 	printf("revokd: %s: configuration, secret and certificates are good\n",
 	    cfg->path);
 	return 0;
+}
+
+/*
+ * Descriptors the agent may need: both local sockets full, the unproven
+ * peer connections (64) and two links per peer, the store's files, the
+ * metrics server, and some room.
+ */
+static rlim_t
+fds_needed(const agent_config *cfg)
+{
+	return (rlim_t)2 * cfg->max_connections + 64 + 2 * cfg->n_peers + 64;
+}
+
+/*
+ * Raise the soft descriptor limit to the hard one (systemd's soft default
+ * is 1,024, far below what max_connections allows), and say so when even
+ * the hard limit is short: local clients could then take the descriptors
+ * that peers need to reconnect.
+ */
+static void
+raise_fd_limit(const agent_config *cfg)
+{
+	struct rlimit rl;
+	char have[32], need[32];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur >= fds_needed(cfg))
+		return;
+	snprintf(have, sizeof(have), "%llu", (unsigned long long)rl.rlim_cur);
+	snprintf(need, sizeof(need), "%llu",
+	    (unsigned long long)fds_needed(cfg));
+	agent_log(AGENT_LOG_WARN, "fd_limit", "limit", have, "needed", need,
+	    "hint", "raise the hard RLIMIT_NOFILE or lower max_connections",
+	    NULL);
 }
 
 int
@@ -105,6 +145,7 @@ main(int argc, char **argv)
 	if (check)
 		return check_only(&cfg);
 	agent_log_setup(stderr, cfg.log_format, cfg.log_level, cfg.region);
+	raise_fd_limit(&cfg);
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&loop);
 	if (agent_start(&a, &cfg, &loop, err, sizeof(err)) != REVOKD_OK) {

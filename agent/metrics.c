@@ -72,8 +72,8 @@ metrics_sockets(agent *a, revokd_buf *b, const char *r)
 			    "s\"} %u\n",
 			    r, names[i], agent_local_connections(socks[i]));
 	head(b, "revokd_socket_dropped_total", "counter",
-	    "Local clients cut (unread output), refused (too many) or sent "
-	    "oversize requests.");
+	    "Local clients cut (unread output; over the sockets' memory "
+	    "budget), refused (too many) or sent oversize requests.");
 	for (int i = 0; i < 2; i++) {
 		agent_local_stats st;
 
@@ -84,6 +84,10 @@ metrics_sockets(agent *a, revokd_buf *b, const char *r)
 		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
 		    "why=\"slow\"} %llu\n",
 		    r, names[i], (unsigned long long)st.cut_slow);
+		put(b,
+		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
+		    "why=\"memory\"} %llu\n",
+		    r, names[i], (unsigned long long)st.cut_memory);
 		put(b,
 		    "revokd_socket_dropped_total{region=\"%s\",socket=\"%s\","
 		    "why=\"refused\"} %llu\n",

@@ -20,6 +20,13 @@
 #define NET_BACKOFF_MIN_MS 100
 #define NET_BACKOFF_MAX_MS 5000
 
+/*
+ * After a failed accept (out of descriptors, mostly), wait this long before
+ * the next: the connection stays in the kernel's backlog, so accepting
+ * again at once fails again at once, a busy loop.
+ */
+#define NET_ACCEPT_RETRY_MS 100
+
 /* What an nng completion reports to the loop. */
 enum net_ev_type { EV_ACCEPT, EV_DIAL, EV_RX, EV_TX };
 
@@ -81,6 +88,8 @@ struct agent_net {
 	nng_aio *accept_aio;
 	uv_async_t async;
 	uv_timer_t sweep;
+	uv_timer_t accept_retry;
+	bool accept_failing; /* the last accept failed: do not log again */
 	pthread_mutex_t mu;
 	struct net_event *ev_head, *ev_tail;
 	struct net_conn *conns;
@@ -514,9 +523,19 @@ net_on_tx(agent_net *n, struct net_conn *c, const struct net_event *ev)
 /* ------------------------------------------------------------------------ */
 
 static void
+net_accept_retry_cb(uv_timer_t *t)
+{
+	agent_net *n = t->data;
+
+	if (!n->stopping)
+		nng_stream_listener_accept(n->listener, n->accept_aio);
+}
+
+static void
 net_on_accept(agent_net *n, const struct net_event *ev)
 {
 	if (ev->result == 0) {
+		n->accept_failing = false;
 		n->stats.accepted++;
 		if (n->stopping) {
 			nng_stream_free(ev->stream);
@@ -532,8 +551,14 @@ net_on_accept(agent_net *n, const struct net_event *ev)
 			net_conn_new(n, ev->stream, -1);
 		}
 	} else if (ev->result != NNG_ECLOSED) {
-		agent_log(AGENT_LOG_WARN, "accept_failed", "reason",
-		    nng_strerror(ev->result), NULL);
+		/* One line per run of failures, not one per retry. */
+		agent_log(n->accept_failing ? AGENT_LOG_DEBUG : AGENT_LOG_WARN,
+		    "accept_failed", "reason", nng_strerror(ev->result), NULL);
+		n->accept_failing = true;
+		if (!n->stopping)
+			uv_timer_start(&n->accept_retry, net_accept_retry_cb,
+			    NET_ACCEPT_RETRY_MS, 0);
+		return;
 	}
 	if (!n->stopping)
 		nng_stream_listener_accept(n->listener, n->accept_aio);
@@ -786,6 +811,7 @@ net_teardown(agent_net *n)
 	for (unsigned i = 0; i < n->cfg.n_peers; i++)
 		uv_close((uv_handle_t *)&n->peers[i].redial, net_handle_closed);
 	uv_close((uv_handle_t *)&n->sweep, net_handle_closed);
+	uv_close((uv_handle_t *)&n->accept_retry, net_handle_closed);
 	uv_close((uv_handle_t *)&n->async, net_handle_closed);
 }
 
@@ -823,7 +849,9 @@ agent_net_start(const agent_net_config *c, agent_net **out, char *err,
 	n->async.data = n;
 	uv_timer_init(c->loop, &n->sweep);
 	n->sweep.data = n;
-	n->open_handles = 2 + c->n_peers;
+	uv_timer_init(c->loop, &n->accept_retry);
+	n->accept_retry.data = n;
+	n->open_handles = 3 + c->n_peers;
 	for (unsigned i = 0; i < c->n_peers; i++) {
 		n->peers[i].net = n;
 		n->peers[i].index = i;

@@ -89,5 +89,6 @@ int bench_reader(const bench_opts *o);
 int bench_query(const bench_opts *o);
 int bench_repair(const bench_opts *o);
 int bench_scale(const bench_opts *o);
+int bench_hostile(const bench_opts *o);
 
 #endif /* BENCH_H */

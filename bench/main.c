@@ -32,6 +32,8 @@ static const struct bench_suite {
 	    "revokd-sim partition-heal: repair bytes vs the raw difference" },
 	{ "scale", bench_scale,
 	    "1 agent, 10M entries: restart to serving, RSS, bytes/entry" },
+	{ "hostile", bench_hostile,
+	    "hostile query clients: a good client's latency, agent memory" },
 };
 
 static void
@@ -63,6 +65,7 @@ usage(FILE *f)
 	    "  --rate N      lag: revocations per second (default 10000)\n"
 	    "  --seconds N   lag: how long to send (default 10)\n"
 	    "                query: seconds per run (default 2)\n"
+	    "                hostile: seconds per phase (default 2)\n"
 	    "  --hits PCT    query: percent of checks of revoked ids "
 	    "(default 50)\n"
 	    "  --help        this text\n"
