@@ -13,6 +13,13 @@
 /* ------------------------------------------------------------------------ */
 
 /*
+ * Times (µs) a peer may put in a Pong or a watermark, about 73,000 years:
+ * differences and sums of a few such times fit an int64_t. Later ones are
+ * refused.
+ */
+#define ENGINE__TIME_MAX (UINT64_C(1) << 61)
+
+/*
  * NTP's estimate: with t1 (ping left, our clock), t2 (arrived, theirs),
  * t3 (pong left, theirs) and t4 (pong arrived, ours), the offset is
  * ((t2 - t1) + (t3 - t4)) / 2 and the true offset lies within half the
@@ -22,12 +29,21 @@ void
 engine__on_pong(engine *e, struct engine__peer *p, const wire_pong *m,
     uint64_t now)
 {
-	int64_t t1 = (int64_t)m->t1_us, t2 = (int64_t)m->t2_us;
-	int64_t t3 = (int64_t)m->t3_us, t4 = (int64_t)now;
-	int64_t rtt = (t4 - t1) - (t3 - t2);
+	int64_t t1, t2, t3, t4, rtt;
 
-	/* Only the pong of our outstanding ping counts; others are stale. */
-	if (p->ping_t1 == 0 || m->t1_us != p->ping_t1 || t3 < t2 || t4 < t1)
+	/*
+	 * Only the pong of our outstanding ping counts; others are stale.
+	 * Times past ENGINE__TIME_MAX are refused before any arithmetic:
+	 * the sums below cannot overflow for times under it.
+	 */
+	if (p->ping_t1 == 0 || m->t1_us != p->ping_t1 ||
+	    m->t2_us >= ENGINE__TIME_MAX || m->t3_us >= ENGINE__TIME_MAX ||
+	    now >= ENGINE__TIME_MAX || m->t1_us >= ENGINE__TIME_MAX)
+		return;
+	t1 = (int64_t)m->t1_us, t2 = (int64_t)m->t2_us;
+	t3 = (int64_t)m->t3_us, t4 = (int64_t)now;
+	rtt = (t4 - t1) - (t3 - t2);
+	if (t3 < t2 || t4 < t1)
 		return;
 	p->ping_t1 = 0;
 	p->offset_us = ((t2 - t1) + (t3 - t4)) / 2;
@@ -105,6 +121,9 @@ engine__on_heartbeat(engine *e, struct engine__peer *p, const wire_heartbeat *h,
 
 		if (k < 0)
 			continue; /* ours, or a region we do not know */
+		if (h->watermarks[i].complete_us >= ENGINE__TIME_MAX)
+			continue; /* no such time: the sum below would overflow
+			           */
 		t = engine__to_local(e, p, h->watermarks[i].complete_us, now);
 		if (t > (int64_t)now)
 			t = (int64_t)now;

@@ -148,11 +148,14 @@ wire_entry_decode(const uint8_t **p, const uint8_t *end, crdt_entry *out)
 revokd_err
 wire_entries_check(const uint8_t *buf, size_t len, uint32_t count)
 {
-	const uint8_t *p = buf, *end = buf + len;
+	const uint8_t *p = buf, *end;
 	crdt_entry e;
 
 	if (count > WIRE_BATCH_MAX)
 		return REVOKD_EMALFORMED;
+	if (len == 0) /* buf may be NULL: no arithmetic on it */
+		return count == 0 ? REVOKD_OK : REVOKD_EMALFORMED;
+	end = buf + len;
 	for (uint32_t i = 0; i < count; i++)
 		if (wire_entry_decode(&p, end, &e) != REVOKD_OK)
 			return REVOKD_EMALFORMED;
@@ -180,6 +183,18 @@ wire_peer_type_name(wire_peer_type t)
 	if (t < WIRE_HELLO || t > WIRE_RECON)
 		return "unknown";
 	return wire__type_names[t];
+}
+
+/*
+ * The data of a bytes field. protobuf-c leaves an empty one NULL; callers
+ * compute data + len, which is undefined for NULL, so they get a pointer.
+ */
+static const uint8_t *
+wire__data(const ProtobufCBinaryData *b)
+{
+	static const uint8_t none[1];
+
+	return b->data != NULL ? b->data : none;
 }
 
 /* Copy a name of 1..WIRE_NAME_MAX bytes, none of them NUL, into out. */
@@ -230,7 +245,7 @@ wire__decode_batch(const Revokd__Peer__Batch *b, wire_batch *out)
 	out->seq = b->seq;
 	out->hlc = b->hlc;
 	out->count = b->count;
-	out->entries = b->entries.data;
+	out->entries = wire__data(&b->entries);
 	out->entries_len = b->entries.len;
 	return REVOKD_OK;
 }
@@ -263,10 +278,10 @@ wire__decode_recon(const Revokd__Peer__Recon *r, wire_recon *out)
 	out->session = r->session;
 	out->round = r->round;
 	out->kind = r->kind;
-	out->nodes = r->nodes.data;
+	out->nodes = wire__data(&r->nodes);
 	out->nodes_len = r->nodes.len;
 	out->item_count = r->item_count;
-	out->items = r->items.data;
+	out->items = wire__data(&r->items);
 	out->items_len = r->items.len;
 	out->chunks = r->chunks;
 	return REVOKD_OK;
