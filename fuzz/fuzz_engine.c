@@ -901,7 +901,7 @@ build_ping_pong(fz_in *in, struct fz_peer *t, bool pong, unsigned variant,
 			po.t2_us = fz_u64(in);
 			po.t3_us = fz_u64(in);
 		} else {
-			po.t2_us = (uint64_t)((int64_t)po.t1_us + offset) + d;
+			po.t2_us = po.t1_us + (uint64_t)offset + d; /* wraps */
 			po.t3_us = po.t2_us + d / 2;
 		}
 		m.body_case = REVOKD__PEER__PEER_MSG__BODY_PONG;

@@ -455,8 +455,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		open = client_write(fd, in.p + off, chunk);
 		off += chunk;
 	}
-	if (open)
-		shutdown(fd, SHUT_WR);
+	/*
+	 * Half-close; or the server stopped taking requests (after an
+	 * oversize frame) and closed its side: read what it said before.
+	 */
+	shutdown(fd, SHUT_WR);
+	open = true;
 	while (open) {
 		progress = false;
 		open = turn(fd, &progress);
