@@ -43,6 +43,7 @@ usage(FILE *f)
 	    "usage: revokd-bench SUITE [--json] [--entries N] [--rounds N]\n"
 	    "                    [--seed S] [--dir DIR] [--batch N] "
 	    "[--no-sync]\n"
+	    "                    [--rate N] [--seconds N] [--hits PCT]\n"
 	    "\n"
 	    "Measures revokd and prints the figures, one JSON object per line\n"
 	    "with --json: {\"bench\", \"metric\", \"value\", \"unit\"}.\n"
