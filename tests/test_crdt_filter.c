@@ -924,6 +924,13 @@ child_judge(struct child *c)
 	for (size_t i = 0; usable && i < ABSENT_SAMPLE; i++)
 		absent += crdt__filter_absent(c->s, &c->a->absent[i], seq);
 	mdb_txn_abort(txn);
+	/*
+	 * A rebuild that began during the probes makes the rest answer "maybe"
+	 * (the reader then asks the B-tree): such a count says nothing of the
+	 * filter's false positives, so it is not judged.
+	 */
+	if (usable && crdt__filter_seq(c->s) != seq)
+		return;
 	if (usable) {
 		c->rep.filtered++;
 		if (absent < c->rep.min_absent)
