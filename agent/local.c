@@ -54,6 +54,20 @@
  * The memory held by all connections stays under the budget plus
  * LOCAL_CONN_SMALL per connection plus what one read can add.
  *
+ * Theory of turns. No connection may hold the loop for long, however much
+ * it pipelines: it hands at most a quantum of requests to the handler at a
+ * time, LOCAL_TURN_FRAMES shared among the connections that have more
+ * waiting (at least LOCAL_MIN_QUANTUM each). A connection with whole
+ * requests left in its decoder is "busy": it stops reading and joins the
+ * back of a queue. An idle handle (which also keeps the loop from sleeping
+ * while there is work) serves the queue from its head, a quantum each,
+ * until LOCAL_TURN_FRAMES requests were handed over in the turn; a served
+ * connection with more goes to the back again, one with none reads again.
+ * So a turn hands over about LOCAL_TURN_FRAMES requests of busy
+ * connections plus one quantum for each read that arrived, and a client
+ * asking one thing at a time waits about one turn, however many others
+ * pipeline without end.
+ *
  * The process must ignore SIGPIPE: libuv writes with write(2), and a client
  * that went away would otherwise kill the agent.
  */
@@ -91,6 +105,12 @@
 /* Most bytes one uv_write covers. */
 #define LOCAL_WRITE_CHUNK ((size_t)64 << 10)
 
+/* Requests handed over per loop turn, shared among busy connections. */
+#define LOCAL_TURN_FRAMES 128u
+
+/* The fewest requests a busy connection hands over at a time. */
+#define LOCAL_MIN_QUANTUM 1u
+
 struct agent_local_slot {
 	agent_local_slot *next;
 	agent_local_conn *conn; /* NULL once the connection let go */
@@ -103,6 +123,7 @@ struct agent_local_conn {
 	uv_pipe_t pipe;
 	agent_local *server;
 	agent_local_conn *prev, *next;
+	agent_local_conn *busy_prev, *busy_next; /* in server->busy_* */
 	wire_decoder decoder;
 	agent_local_slot *head, *tail; /* responses not yet in out */
 	size_t queued;                 /* slots in the queue */
@@ -115,6 +136,7 @@ struct agent_local_conn {
 	size_t inflight_chunk;         /* bytes the write in flight covers */
 	uv_write_t write_req;
 	bool reading;  /* uv_read_start is in effect */
+	bool busy;     /* whole requests wait in the decoder */
 	bool paused;   /* reading paused for the handler backlog */
 	bool writing;  /* a uv_write is in flight */
 	bool in_batch; /* inside on_frames or on_oversize: write after */
@@ -129,11 +151,14 @@ struct agent_local {
 	char *name, *path;
 	dev_t sock_dev; /* the socket file we made, to remove only it */
 	ino_t sock_ino;
-	agent_local_conn *conns; /* open and closing */
-	unsigned open;           /* connections not closing */
-	unsigned handles;        /* listener and connections not closed */
-	size_t mem;              /* sum of c->cost, closing ones included */
-	size_t mem_budget;       /* past it, growing connections are cut */
+	agent_local_conn *conns;                 /* open and closing */
+	agent_local_conn *busy_head, *busy_tail; /* next quantum: head */
+	unsigned busy;                           /* connections busy */
+	uv_idle_t idle;                          /* runs while some are */
+	unsigned open;                           /* connections not closing */
+	unsigned handles;  /* listener and connections not closed */
+	size_t mem;        /* sum of c->cost, closing ones included */
+	size_t mem_budget; /* past it, growing connections are cut */
 	bool stopping;
 	uint8_t *readbuf;
 	agent_local_frame *frames; /* one read's frames, reused */
@@ -355,6 +380,59 @@ agent_local_fill(agent_local_slot *slot, const uint8_t *payload, size_t len)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Busy connections                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void
+local__busy_leave(agent_local_conn *c)
+{
+	agent_local *s = c->server;
+
+	if (!c->busy)
+		return;
+	if (c->busy_prev != NULL)
+		c->busy_prev->busy_next = c->busy_next;
+	else
+		s->busy_head = c->busy_next;
+	if (c->busy_next != NULL)
+		c->busy_next->busy_prev = c->busy_prev;
+	else
+		s->busy_tail = c->busy_prev;
+	c->busy_prev = c->busy_next = NULL;
+	c->busy = false;
+	if (--s->busy == 0)
+		uv_idle_stop(&s->idle);
+}
+
+/* Put c at the back of the busy queue (moving it there if it is in). */
+static void
+local__busy_enter(agent_local_conn *c, uv_idle_cb on_idle)
+{
+	agent_local *s = c->server;
+
+	local__busy_leave(c);
+	c->busy = true;
+	c->busy_prev = s->busy_tail;
+	if (s->busy_tail != NULL)
+		s->busy_tail->busy_next = c;
+	else
+		s->busy_head = c;
+	s->busy_tail = c;
+	if (s->busy++ == 0)
+		uv_idle_start(&s->idle, on_idle);
+}
+
+/* How many requests c may hand over now: its share of a turn. */
+static size_t
+local__quantum(const agent_local_conn *c)
+{
+	const agent_local *s = c->server;
+	unsigned q = LOCAL_TURN_FRAMES / (s->busy + (c->busy ? 0 : 1));
+
+	return q > LOCAL_MIN_QUANTUM ? q : LOCAL_MIN_QUANTUM;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Closing                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -378,7 +456,7 @@ local__handle_closed(agent_local *s)
 }
 
 static void
-local__on_listener_closed(uv_handle_t *h)
+local__on_server_handle_closed(uv_handle_t *h)
 {
 	local__handle_closed(h->data);
 }
@@ -414,6 +492,7 @@ local__close(agent_local_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	local__busy_leave(c);
 	local__slots_release(c);
 	c->server->open--;
 	/*
@@ -460,7 +539,8 @@ agent_local_stop(agent_local *s)
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
 	    st.st_ino == s->sock_ino)
 		unlink(s->path);
-	uv_close((uv_handle_t *)&s->listener, local__on_listener_closed);
+	uv_close((uv_handle_t *)&s->listener, local__on_server_handle_closed);
+	uv_close((uv_handle_t *)&s->idle, local__on_server_handle_closed);
 	for (agent_local_conn *c = s->conns; c != NULL; c = c->next)
 		local__close(c);
 }
@@ -606,7 +686,8 @@ local__backlogged(agent_local_conn *c)
 static void
 local__update_reading(agent_local_conn *c)
 {
-	bool want = !c->closing && !c->draining && !local__backlogged(c);
+	bool want =
+	    !c->closing && !c->draining && !c->busy && !local__backlogged(c);
 	int r;
 
 	if (want == c->reading)
@@ -692,19 +773,20 @@ local__unpull(agent_local_conn *c, agent_local_slot *mark, size_t n)
 }
 
 /*
- * Every whole frame the decoder holds into s->frames, each with a new slot.
- * The frames stay valid together until the next feed: wire_decoder_next
- * only moves a read offset forward.
+ * Up to limit whole frames the decoder holds into s->frames, each with a
+ * new slot. The frames stay valid together until the next feed:
+ * wire_decoder_next only moves a read offset forward.
  */
 static revokd_err
-local__pull(agent_local_conn *c, size_t *out)
+local__pull(agent_local_conn *c, size_t limit, size_t *out)
 {
 	agent_local *s = c->server;
 	agent_local_slot *mark = c->tail, *slot;
 	const uint8_t *data;
 	size_t len, n = 0;
 
-	while (wire_decoder_next(&c->decoder, &data, &len) == REVOKD_OK) {
+	while (n < limit &&
+	       wire_decoder_next(&c->decoder, &data, &len) == REVOKD_OK) {
 		if ((n == s->frames_cap &&
 		        local__frames_grow(s) != REVOKD_OK) ||
 		    (slot = local__slot_append(c)) == NULL) {
@@ -741,19 +823,25 @@ local__oversize(agent_local_conn *c)
 	c->in_batch = false;
 }
 
-/* Bytes arrived in the read buffer: hand over the frames, then write. */
-static void
-local__take(agent_local_conn *c, size_t nread)
+static void local__on_idle(uv_idle_t *h);
+
+/*
+ * Hand a quantum of c's requests to the handler, then write; returns how
+ * many. While more may wait, c is busy (at the back of the queue); once
+ * none do, the decoder shrinks and an oversize request that followed them
+ * is answered.
+ */
+static size_t
+local__serve(agent_local_conn *c)
 {
 	agent_local *s = c->server;
-	revokd_err fed = wire_decoder_feed(&c->decoder, s->readbuf, nread);
-	size_t n;
+	size_t quantum = local__quantum(c), n;
 
-	if (fed == REVOKD_ENOMEM || local__pull(c, &n) != REVOKD_OK) {
+	if (local__pull(c, quantum, &n) != REVOKD_OK) {
 		local__log(s, "error", "%s: out of memory reading a request",
 		    s->name);
 		local__close(c);
-		return;
+		return 0;
 	}
 	if (n > 0) {
 		s->stats.requests += n;
@@ -761,16 +849,50 @@ local__take(agent_local_conn *c, size_t nread)
 		s->cfg.on_frames(s->cfg.arg, c, s->frames, n);
 		c->in_batch = false;
 	}
-	/* All taken (the frames lived during on_frames only): shrink. */
-	if (fed == REVOKD_OK && !c->closing &&
-	    c->decoder.off == c->decoder.len && c->decoder.cap > LOCAL_KEEP) {
-		wire_decoder_free(&c->decoder);
-		wire_decoder_init(&c->decoder, s->cfg.max_frame);
-	}
 	/* The handler may have stopped the server or cut c meanwhile. */
-	if (fed == REVOKD_ETOOBIG && !c->closing && !c->draining)
-		local__oversize(c);
+	if (c->closing)
+		return n;
+	if (n == quantum) {
+		local__busy_enter(c, local__on_idle);
+	} else {
+		local__busy_leave(c);
+		/* All taken (frames live during on_frames only): shrink. */
+		if (c->decoder.off == c->decoder.len &&
+		    c->decoder.cap > LOCAL_KEEP) {
+			wire_decoder_free(&c->decoder);
+			wire_decoder_init(&c->decoder, s->cfg.max_frame);
+		}
+		if (c->decoder.failed && !c->draining)
+			local__oversize(c);
+	}
 	local__flush(c);
+	return n;
+}
+
+/* Serve the busy queue from its head: a turn's worth, each at most once. */
+static void
+local__on_idle(uv_idle_t *h)
+{
+	agent_local *s = h->data;
+	size_t served = 0;
+
+	for (unsigned n = s->busy;
+	     n > 0 && s->busy_head != NULL && served < LOCAL_TURN_FRAMES; n--)
+		served += local__serve(s->busy_head);
+}
+
+/* Bytes arrived in the read buffer: decode and serve them. */
+static void
+local__take(agent_local_conn *c, size_t nread)
+{
+	if (wire_decoder_feed(&c->decoder, c->server->readbuf, nread) ==
+	    REVOKD_ENOMEM) {
+		local__log(c->server, "error",
+		    "%s: out of memory reading a request", c->server->name);
+		local__close(c);
+		return;
+	}
+	(void)local__serve(c);
 }
 
 /* The client will send no more: answer what it asked, unless cut short. */
@@ -1019,7 +1141,9 @@ local__listen(agent_local *s, int fd, char *err, size_t err_len)
 
 	uv_pipe_init(s->loop, &s->listener, 0);
 	s->listener.data = s;
-	s->handles = 1;
+	uv_idle_init(s->loop, &s->idle);
+	s->idle.data = s;
+	s->handles = 2;
 	if ((r = uv_pipe_open(&s->listener, fd)) != 0)
 		close(fd);
 	else
@@ -1029,7 +1153,8 @@ local__listen(agent_local *s, int fd, char *err, size_t err_len)
 		return REVOKD_OK;
 	unlink(s->path);
 	s->stopping = true;
-	uv_close((uv_handle_t *)&s->listener, local__on_listener_closed);
+	uv_close((uv_handle_t *)&s->listener, local__on_server_handle_closed);
+	uv_close((uv_handle_t *)&s->idle, local__on_server_handle_closed);
 	return local__fail(err, err_len, REVOKD_EIO, "%s: listen: %s", s->path,
 	    uv_strerror(r));
 }

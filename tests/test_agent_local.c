@@ -50,6 +50,8 @@ typedef struct fixture {
 	size_t ndeferred;
 	unsigned batches;
 	size_t largest_batch;
+	size_t handled;      /* requests handed to the handler */
+	size_t before_probe; /* of those, before the one saying "probe" */
 	unsigned cut_logs, refused_logs, truncated_logs;
 	uint8_t reply[1 << 16];
 	uint8_t *scratch; /* a test's big buffer, freed in teardown */
@@ -82,6 +84,9 @@ on_frames(void *arg, agent_local_conn *c, const agent_local_frame *frames,
 	for (size_t i = 0; i < n; i++) {
 		const agent_local_frame *fr = &frames[i];
 
+		if (fr->len == 5 && memcmp(fr->data, "probe", 5) == 0)
+			f->before_probe = f->handled;
+		f->handled++;
 		if (f->defer_all || (fr->len > 0 && fr->data[0] == 'D')) {
 			assert_true(f->ndeferred < MAX_DEFERRED);
 			f->deferred[f->ndeferred++] = fr->slot;
@@ -538,6 +543,49 @@ test_pipelined_in_order(void **state)
 	assert_int_equal(stats(f).requests, 100);
 }
 
+/*
+ * Two clients pipeline thousands of requests, then a third asks one thing:
+ * it is answered after a few hundred of theirs, not after all of them, and
+ * theirs still all come, in order.
+ */
+static void
+test_pipeliners_take_turns(void **state)
+{
+	enum { HOGS = 2, EACH = 4000, FRAME = WIRE_HEADER_LEN + 8 };
+	fixture *f = *state;
+	uint8_t *burst = malloc(EACH * FRAME), got[16];
+	int hog[HOGS], probe;
+	char text[16];
+
+	assert_non_null(burst);
+	f->scratch = burst;
+	f->cfg.max_output = 4 << 20;
+	start(f);
+	for (int h = 0; h < HOGS; h++)
+		hog[h] = client_connect(f);
+	probe = client_connect(f);
+	assert_true(wait_connections(f, HOGS + 1));
+	for (int i = 0; i < EACH; i++) {
+		snprintf(text, sizeof(text), "h%07d", i);
+		frame(burst + (size_t)i * FRAME, text, 8);
+	}
+	for (int h = 0; h < HOGS; h++)
+		client_send(f, hog[h], burst, (size_t)EACH * FRAME);
+	send_frame(f, probe, "probe");
+	expect_text(f, probe, "re:probe");
+	/* At most two turns' worth of requests went first. */
+	assert_true(f->before_probe <= 2 * 128);
+	assert_true(f->largest_batch <= 128);
+	for (int h = 0; h < HOGS; h++)
+		for (int i = 0; i < EACH; i++) {
+			snprintf(text, sizeof(text), "re:h%07d", i);
+			assert_true(client_recv(f, hog[h], got, FRAME + 3));
+			assert_int_equal(got[3], 11);
+			assert_memory_equal(got + WIRE_HEADER_LEN, text, 11);
+		}
+	assert_int_equal(stats(f).requests, HOGS * EACH + 1);
+}
+
 static void
 test_byte_by_byte(void **state)
 {
@@ -907,6 +955,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_pipeliners_take_turns,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_byte_by_byte, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_keeps_order,
