@@ -52,6 +52,8 @@ agent_peer_event_name(engine_peer_event ev)
 		return "clock";
 	case ENGINE_PEER_CLOCK_AHEAD:
 		return "clock_ahead";
+	case ENGINE_PEER_RECON_LIMITED:
+		return "repair_limited";
 	}
 	return "?";
 }
@@ -66,7 +68,8 @@ agent_peer_notice(agent *a, const engine_notice *n)
 	char offset[32] = "";
 
 	if (n->event == ENGINE_PEER_OVERFLOW ||
-	    n->event == ENGINE_PEER_CLOCK_AHEAD)
+	    n->event == ENGINE_PEER_CLOCK_AHEAD ||
+	    n->event == ENGINE_PEER_RECON_LIMITED)
 		level = AGENT_LOG_WARN;
 	if (n->event == ENGINE_PEER_CLOCK) {
 		engine_get_peer_status(a->engine, n->peer, &st);

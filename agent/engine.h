@@ -126,9 +126,11 @@ typedef enum engine_peer_event {
 	ENGINE_PEER_OVERFLOW = 1, /* backlog dropped; repairing */
 	ENGINE_PEER_RECON_START,
 	ENGINE_PEER_RECON_DONE,
-	ENGINE_PEER_RECON_ABORT, /* session abandoned (timeout or error) */
-	ENGINE_PEER_CLOCK,       /* new offset and RTT measured */
-	ENGINE_PEER_CLOCK_AHEAD, /* peer's HLC was beyond max_ahead_us */
+	ENGINE_PEER_RECON_ABORT,   /* session abandoned (timeout or error) */
+	ENGINE_PEER_CLOCK,         /* new offset and RTT measured */
+	ENGINE_PEER_CLOCK_AHEAD,   /* peer's HLC was beyond max_ahead_us */
+	ENGINE_PEER_RECON_LIMITED, /* its sessions refused: too many, too soon
+	                            */
 } engine_peer_event;
 
 /* A notice. Pointers are valid during the callback only. */
@@ -282,6 +284,7 @@ typedef struct engine_stats {
 	uint64_t local_batches;
 	uint64_t recon_done;
 	uint64_t recon_aborted;
+	uint64_t recon_limited; /* sessions a peer led, refused as too many */
 	uint64_t pruned;
 	uint64_t clock_ahead; /* peer HLCs refused as too far ahead */
 } engine_stats;

@@ -18,6 +18,12 @@
 #define ENGINE__RECON_INTERVAL_US 60000000
 #define ENGINE__RECON_JITTER_US 10000000
 #define ENGINE__RECON_TIMEOUT_US 30000000
+
+/*
+ * Sessions a peer may lead with us as comparer: this many at once, then
+ * this many per recon_interval (engine_recon.c, recon_admit).
+ */
+#define ENGINE__RECON_IN_BURST 8
 #define ENGINE__MAX_AHEAD_US 60000000
 #define ENGINE__DRIFT_PPM 200
 #define ENGINE__PRUNE_INTERVAL_US 1000000
@@ -128,6 +134,8 @@ struct engine__peer {
 	struct engine__recon *out, *in;
 	bool recon_wanted;
 	uint64_t next_recon_us;
+	uint64_t recon_in_tat; /* when the peer's next session is due */
+	bool recon_limited;    /* its last session was refused as too soon */
 
 	/* Counters. */
 	engine_bytes sent;

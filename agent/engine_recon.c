@@ -28,10 +28,14 @@
  *   streamed what C lacked. FIN (C -> L): C has everything of L's.
  *
  *   BUSY (C -> L), instead of a REPLY to a first ROUND: C is in another
- *   session; L tries again 100 to 300 ms later. A region takes part in one
- *   session at a time, in either role, so that one that joins empty, or
- *   comes back from a long partition, is not sent the same entries by every
- *   peer at once (nor asks for them twice while still filling up).
+ *   session, or L started too many; L tries again 100 to 300 ms later. A
+ *   region takes part in one session at a time, in either role, so that one
+ *   that joins empty, or comes back from a long partition, is not sent the
+ *   same entries by every peer at once (nor asks for them twice while still
+ *   filling up). A peer that says it holds nothing is streamed the whole
+ *   store for a few bytes of ROUND: that is how a region joins, but it must
+ *   not be had on demand, so a peer may lead ENGINE__RECON_IN_BURST
+ *   sessions with us at once and then as many per recon_interval.
  *
  *   REPLY and DONE carry how many ITEMS frames their sender sent in the
  *   session before them. The receiver counts what arrived: a lost frame
@@ -1101,6 +1105,29 @@ recon_busy_elsewhere(const engine *e, const struct engine__peer *p)
 	return false;
 }
 
+/*
+ * Whether p may lead one more session with us now: a generic cell rate
+ * algorithm, one session per recon_interval / ENGINE__RECON_IN_BURST with
+ * ENGINE__RECON_IN_BURST at once. The first refusal of a run is a notice.
+ */
+static bool
+recon_admit(engine *e, struct engine__peer *p, uint64_t now)
+{
+	uint64_t t = e->cfg.recon_interval_us / ENGINE__RECON_IN_BURST;
+	uint64_t tat = p->recon_in_tat > now ? p->recon_in_tat : now;
+
+	if (tat - now > (ENGINE__RECON_IN_BURST - 1) * t) {
+		e->stats.recon_limited++;
+		if (!p->recon_limited)
+			engine__peer_event(e, p, ENGINE_PEER_RECON_LIMITED);
+		p->recon_limited = true;
+		return false;
+	}
+	p->recon_in_tat = tat + t;
+	p->recon_limited = false;
+	return true;
+}
+
 /* A ROUND for the session p leads with us. */
 static revokd_err
 recon_on_round(engine *e, struct engine__peer *p, const wire_recon *m,
@@ -1111,7 +1138,8 @@ recon_on_round(engine *e, struct engine__peer *p, const wire_recon *m,
 	revokd_err err;
 
 	if (m->round == 0 && (p->in == NULL || p->in->session != m->session)) {
-		if (recon_busy_elsewhere(e, p) || p->out != NULL)
+		if (recon_busy_elsewhere(e, p) || p->out != NULL ||
+		    !recon_admit(e, p, now))
 			return recon_send_kind(e, p, m->session, RECON_BUSY);
 		/* A new session replaces any older one the peer gave up. */
 		recon_free(p->in);

@@ -141,6 +141,11 @@ metrics_agent(agent *a, revokd_buf *b, const char *r)
 	    "Reconciliation sessions finished.");
 	put(b, "revokd_repairs_total{region=\"%s\"} %llu\n", r,
 	    (unsigned long long)es.recon_done);
+	head(b, "revokd_repairs_refused_total", "counter",
+	    "Reconciliation sessions peers asked to lead, refused as too "
+	    "many.");
+	put(b, "revokd_repairs_refused_total{region=\"%s\"} %llu\n", r,
+	    (unsigned long long)es.recon_limited);
 	head(b, "revokd_pruned_total", "counter", "Expired entries pruned.");
 	put(b, "revokd_pruned_total{region=\"%s\"} %llu\n", r,
 	    (unsigned long long)es.pruned);

@@ -74,6 +74,9 @@ sim__peer_event(sim *s, engine_peer_event ev)
 	case ENGINE_PEER_RECON_ABORT:
 		s->stats.recon_aborted++;
 		break;
+	case ENGINE_PEER_RECON_LIMITED:
+		s->stats.recon_limited++;
+		break;
 	case ENGINE_PEER_OVERFLOW:
 		s->stats.overflows++;
 		break;

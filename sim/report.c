@@ -239,6 +239,8 @@ sim__extras(const sim *s, json_t *o)
 	sim__set(o, "recon_done", json_integer((json_int_t)st->recon_done));
 	sim__set(o, "recon_aborted",
 	    json_integer((json_int_t)st->recon_aborted));
+	sim__set(o, "recon_limited",
+	    json_integer((json_int_t)st->recon_limited));
 	sim__set(o, "overflows", json_integer((json_int_t)st->overflows));
 	sim__set(o, "pruned", json_integer((json_int_t)st->pruned));
 	sim__set(o, "crashes", json_integer((json_int_t)st->crashes));

@@ -426,7 +426,7 @@ typedef struct sim_stats {
 	uint64_t retransmits; /* TCP-style loss events */
 	uint64_t dup, reordered, dropped; /* hostile faults applied */
 	uint64_t sends_while_down; /* engine sent to a peer it was told down */
-	uint64_t recon_done, recon_aborted, overflows;
+	uint64_t recon_done, recon_aborted, recon_limited, overflows;
 	uint64_t pruned;
 	uint64_t crashes;
 	uint64_t events;

@@ -16,6 +16,9 @@
 #include "engine_harness.h"
 #include "testutil.h"
 
+/* engine_config's default recon_interval_us (engine.h). */
+#define ENGINE_TEST_RECON_INTERVAL_US 60000000
+
 static int
 setup3(void **state)
 {
@@ -229,6 +232,62 @@ test_bootstrap_empty(void **state)
 	assert_int_equal(eh_count(h, 0), 30000);
 }
 
+/* Run ticks and deliveries until neither of i, j is in a session. */
+static void
+sessions_over(struct eh *h, unsigned i, unsigned j)
+{
+	engine_peer_status a, b;
+
+	for (int round = 0; round < 200; round++) {
+		eh_advance(h, 1000);
+		eh_settle(h);
+		engine_get_peer_status(h->node[i].engine, eh_peer(i, j), &a);
+		engine_get_peer_status(h->node[j].engine, eh_peer(j, i), &b);
+		if (!a.recon_active && !b.recon_active)
+			return;
+	}
+	fail_msg("a session between %u and %u never ended", i, j);
+}
+
+/*
+ * A peer may not have the whole store streamed to it on demand: of
+ * sessions it leads back to back, the comparer takes eight, refuses the
+ * rest as busy (one notice for the run), and takes one more per eighth of
+ * the reconciliation interval.
+ */
+static void
+test_sessions_led_by_a_peer_are_limited(void **state)
+{
+	struct eh *h = *state;
+	engine *cmp = h->node[1].engine;
+	engine_stats st;
+	uint64_t led;
+
+	preload(h, 1, 47, 500);
+	/* Node 0 (the lower region id) leads a session at every link up. */
+	for (int i = 0; i < 12; i++) {
+		eh_link_up(h, 0, 1);
+		sessions_over(h, 0, 1);
+		eh_link_down(h, 0, 1);
+	}
+	led = h->node[0].events[ENGINE_PEER_RECON_DONE];
+	engine_get_stats(cmp, &st);
+	assert_int_equal(led, 8);
+	assert_true(st.recon_limited >= 4);
+	assert_int_equal(h->node[1].events[ENGINE_PEER_RECON_LIMITED], 1);
+	assert_int_equal(eh_count(h, 0), 500);
+
+	/* An eighth of the interval later, one more; then busy again. */
+	eh_advance(h, ENGINE_TEST_RECON_INTERVAL_US / 8);
+	eh_link_up(h, 0, 1);
+	sessions_over(h, 0, 1);
+	eh_link_down(h, 0, 1);
+	eh_link_up(h, 0, 1);
+	sessions_over(h, 0, 1);
+	assert_int_equal(h->node[0].events[ENGINE_PEER_RECON_DONE], led + 1);
+	assert_int_equal(h->node[1].events[ENGINE_PEER_RECON_LIMITED], 2);
+}
+
 /*
  * A peer that stops reading overflows its backlog: the queue is dropped
  * (memory stays bounded) and reconciliation delivers what it lacked.
@@ -354,6 +413,8 @@ main(void)
 		    setup3, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_value_changes,
 		    setup3, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sessions_led_by_a_peer_are_limited, setup3, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_empty, setup3,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
