@@ -118,7 +118,8 @@ static const config__key config__keys[] = {
 	CONFIG__A(AGENT, ADDR, "metrics", metrics, false, 0, 65535),
 	CONFIG__A(AGENT, UINT, "max_token_lifetime", max_token_lifetime, false,
 	    1, 31536000),
-	CONFIG__A(AGENT, UINT, "prune_leeway", prune_leeway, false, 0,
+	/* 0 would prune at exp, whatever the clocks of other regions say. */
+	CONFIG__A(AGENT, UINT, "prune_leeway", prune_leeway, false, 1,
 	    31536000),
 	CONFIG__A(AGENT, UINT, "max_staleness", max_staleness_ms, false, 1,
 	    86400000),

@@ -139,7 +139,7 @@ static const char test_full[] =
     "admin_socket = /run/revokd/admin.sock\n"
     "metrics = [::1]:9100\n"
     "max_token_lifetime = 31536000\n"
-    "prune_leeway = 0\n"
+    "prune_leeway = 1\n"
     "max_staleness = 86400000\n"
     "log_format = json\n"
     "log_level = debug\n"
@@ -184,7 +184,7 @@ test_full_roundtrip(void **state)
 	assert_string_equal(c->admin_socket, "/run/revokd/admin.sock");
 	assert_string_equal(c->metrics, "[::1]:9100");
 	assert_int_equal(c->max_token_lifetime, 31536000);
-	assert_int_equal(c->prune_leeway, 0);
+	assert_int_equal(c->prune_leeway, 1);
 	assert_int_equal(c->max_staleness_ms, 86400000);
 	assert_int_equal(c->log_format, AGENT_LOG_JSON);
 	assert_int_equal(c->log_level, AGENT_LOG_DEBUG);
@@ -391,7 +391,9 @@ static error_case error_cases[] = {
 	{ "integer_plus", 3, "region_id = +3", NULL, NULL,
 	    ":3: [agent] region_id: want 1..65535, got \"+3\"" },
 	{ "integer_minus", 8, AGENT8 "prune_leeway = -1", NULL, NULL,
-	    ":9: [agent] prune_leeway: want 0..31536000, got \"-1\"" },
+	    ":9: [agent] prune_leeway: want 1..31536000, got \"-1\"" },
+	{ "prune_leeway_zero", 8, AGENT8 "prune_leeway = 0", NULL, NULL,
+	    ":9: [agent] prune_leeway: want 1..31536000, got \"0\"" },
 	{ "integer_empty", 3, "region_id =", NULL, NULL,
 	    ":3: [agent] region_id: want 1..65535, got \"\"" },
 	{ "integer_hex", 3, "region_id = 0x10", NULL, NULL,
