@@ -531,15 +531,41 @@ net_accept_retry_cb(uv_timer_t *t)
 		nng_stream_listener_accept(n->listener, n->accept_aio);
 }
 
+/*
+ * The accepted connection that has been proving itself longest, or NULL.
+ * A real peer proves itself in a few round trips; one that has not after
+ * more connections came than the cap holds is the likeliest to be idle.
+ */
+static struct net_conn *
+net_oldest_unproven(agent_net *n)
+{
+	struct net_conn *oldest = NULL;
+
+	for (struct net_conn *c = n->conns; c != NULL; c = c->next)
+		if (c->hs != NULL && c->dialed < 0 &&
+		    (oldest == NULL || c->id < oldest->id))
+			oldest = c;
+	return oldest;
+}
+
+/*
+ * At the cap of handshakes in progress, a new connection takes the place
+ * of the oldest accepted one: connections that never prove themselves can
+ * hold the cap only by outpacing a real peer's handshake, not by merely
+ * coming back before the deadline.
+ */
 static void
 net_on_accept(agent_net *n, const struct net_event *ev)
 {
+	struct net_conn *oldest;
+
 	if (ev->result == 0) {
 		n->accept_failing = false;
 		n->stats.accepted++;
 		if (n->stopping) {
 			nng_stream_free(ev->stream);
-		} else if (n->stats.pending >= n->cfg.max_pending) {
+		} else if (n->stats.pending >= n->cfg.max_pending &&
+		           (oldest = net_oldest_unproven(n)) == NULL) {
 			char addr[64];
 
 			net_addr(ev->stream, addr, sizeof(addr));
@@ -548,6 +574,12 @@ net_on_accept(agent_net *n, const struct net_event *ev)
 			    "reason", "too many handshakes in progress", NULL);
 			nng_stream_free(ev->stream);
 		} else {
+			if (n->stats.pending >= n->cfg.max_pending) {
+				n->stats.refused++;
+				net_conn_close(oldest, AGENT_LOG_WARN,
+				    "peer_refused",
+				    "too many handshakes in progress");
+			}
 			net_conn_new(n, ev->stream, -1);
 		}
 	} else if (ev->result != NNG_ECLOSED) {
