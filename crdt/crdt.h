@@ -367,7 +367,9 @@ revokd_err crdt_store_sync(crdt_store *s);
  *
  * All or nothing: on error nothing is committed, and *stats is not written.
  * REVOKD_EKIND or REVOKD_ELIMIT name an entry that cannot be merged;
- * REVOKD_EMAPFULL means the store is full.
+ * REVOKD_EMAPFULL means the store is full: new entries may not take the
+ * last 64th of the map (32 to 4,096 pages), kept so that pruning can always
+ * delete (copy on write takes pages) and give room back.
  */
 revokd_err crdt_store_apply(crdt_store *s, const crdt_entry *in, size_t n,
     int64_t now, crdt_entry *changed, crdt_apply_stats *stats);

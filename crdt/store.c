@@ -174,6 +174,65 @@ crdt__commit_err(crdt_store *s, int rc)
 	return crdt__mdb_err(rc);
 }
 
+/*
+ * Pages of the map held back from new entries: deleting takes pages too
+ * (copy on write), so a store that let writes fill its map to the brim
+ * could not prune itself back. A 64th of the map, from 32 to 4,096 pages.
+ */
+static size_t
+crdt__reserve_pages(size_t map_pages)
+{
+	size_t r = map_pages / 64;
+
+	return r < 32 ? 32 : r > 4096 ? 4096 : r;
+}
+
+/*
+ * Whether new entries may take pages: REVOKD_EMAPFULL when fewer than the
+ * reserve are left, counting the pages never used and, when those are
+ * short, the free list (an upper bound: old readers may still hold some).
+ */
+static revokd_err
+crdt__room_for_entries(crdt_store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t pages, reserve, free_pages;
+	int rc;
+
+	if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(s->env, &st)) != 0)
+		return crdt__mdb_err(rc);
+	pages = info.me_mapsize / st.ms_psize;
+	reserve = crdt__reserve_pages(pages);
+	free_pages =
+	    pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
+	if (free_pages >= reserve)
+		return REVOKD_OK;
+	/* The free list (database 0) opens in a read-only transaction only. */
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return crdt__mdb_err(rc);
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
+		while (free_pages < reserve &&
+		       (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+			size_t n; /* an MDB_IDL: its count, then page numbers */
+
+			if (v.mv_size < sizeof(n))
+				continue;
+			memcpy(&n, v.mv_data, sizeof(n));
+			free_pages += n;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return crdt__mdb_err(rc);
+	return free_pages >= reserve ? REVOKD_OK : REVOKD_EMAPFULL;
+}
+
 /* Commit txn (writing the dirty buckets), or abort it when err is set. */
 static revokd_err
 crdt__commit(crdt_store *s, MDB_txn *txn, revokd_err err)
@@ -547,7 +606,8 @@ crdt_store_apply_as(crdt_store *s, crdt_durability d, const crdt_entry *in,
 
 	if (s->read_only)
 		return REVOKD_EPERM;
-	if ((err = crdt__durability(s, d)) != REVOKD_OK)
+	if ((err = crdt__durability(s, d)) != REVOKD_OK ||
+	    (err = crdt__room_for_entries(s)) != REVOKD_OK)
 		return err;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return crdt__mdb_err(rc);

@@ -1389,6 +1389,76 @@ test_read_only_adopts_grown_map(void **state)
 	finish_child(f);
 }
 
+/*
+ * A 1 MiB map filled until even one-entry batches are refused
+ * (REVOKD_EMAPFULL) can still prune: new entries leave a reserve of pages
+ * for deletes. Once the filler expired, pruning steps (halved on
+ * EMAPFULL, as the engine does) empty the store and writes are taken again.
+ */
+static void
+test_full_map_prunes_back(void **state)
+{
+	struct fx *f = *state;
+	crdt_store_options small = fast_opts;
+	crdt_entry batch[100];
+	size_t entries = 0, calls = 0, step = 4096, pruned, total = 0;
+	bool more = true, refused = false;
+	int64_t later = NOW + 10 + LEEWAY + 1;
+	revokd_rng rng;
+	revokd_err err;
+
+	small.map_size = (size_t)1 << 20;
+	crdt_reader_free(f->r);
+	f->r = NULL;
+	crdt_store_close(f->s);
+	tu_rmdir(f->dir);
+	f->dir = tu_tmpdir();
+	f->s = open_store(f->dir, &small);
+	revokd_rng_seed(&rng, 12);
+	/* Batches of 100, then of 1, until the store refuses both. */
+	for (size_t size = 100; size > 0; size = size == 100 ? 1 : 0) {
+		do {
+			for (size_t i = 0; i < size; i++) {
+				crdt_key k;
+
+				revokd_rng_bytes(&rng, k.b, CRDT_KEY_LEN);
+				batch[i] = token(&k, CRDT_KIND_JTI, NOW + 10,
+				    AT(1), 0);
+			}
+			err = crdt_store_apply(f->s, batch, size, NOW, NULL,
+			    NULL);
+			entries += err == REVOKD_OK ? size : 0;
+		} while (err == REVOKD_OK && entries < 1000000);
+		assert_int_equal(err, REVOKD_EMAPFULL);
+	}
+	assert_true(entries > 1000);
+
+	/* The filler expires: prune it all, halving steps that do not fit. */
+	while ((more || refused) && calls++ < 100000) {
+		err = crdt_store_prune(f->s, later, step, &pruned, &more);
+		refused = err == REVOKD_EMAPFULL;
+		if (refused) {
+			assert_true(step > 1);
+			step /= 2;
+			continue;
+		}
+		assert_int_equal(err, REVOKD_OK);
+		total += pruned;
+	}
+	print_message("%zu entries filled the 1 MiB map; pruned in %zu "
+	              "calls, the smallest step %zu\n",
+	    entries, calls, step);
+	assert_int_equal(total, entries);
+	for (size_t i = 0; i < 100; i++) {
+		crdt_key k;
+
+		revokd_rng_bytes(&rng, k.b, CRDT_KEY_LEN);
+		batch[i] = token(&k, CRDT_KIND_JTI, later + 3600, AT(2), 0);
+	}
+	assert_int_equal(apply_ok(f->s, batch, 100, later, NULL).added, 100);
+	assert_int_equal(crdt_reader_new(f->s, &f->r), REVOKD_OK);
+}
+
 /* A read-only open of a dir without a store fails, and creates none. */
 static void
 test_read_only_needs_a_store(void **state)
@@ -1464,6 +1534,7 @@ main(void)
 		T(test_writer_lock),
 		T(test_read_only_alongside_writer),
 		T(test_read_only_adopts_grown_map),
+		T(test_full_map_prunes_back),
 		T(test_read_only_needs_a_store),
 		T(test_file_modes),
 	};
