@@ -137,8 +137,8 @@ void agent_admin_flush(agent *a);
 /* ------------------------------------------------------------------------ */
 
 /*
- * Serve /metrics and /healthz on cfg.metrics (nng's HTTP server). The
- * handlers run on nng threads and read a snapshot the loop refreshes.
+ * Serve /metrics and /healthz on cfg.metrics (httpd.h, on the loop). The
+ * answers come from a snapshot the loop refreshes at every tick.
  */
 revokd_err agent_metrics_start(agent *a, char *err, size_t err_len);
 

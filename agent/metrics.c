@@ -1,32 +1,29 @@
 /*
- * metrics.c: /metrics (Prometheus text) and /healthz (JSON) over nng's HTTP
- * server. The handlers run on nng's threads: they only copy a snapshot that
- * the loop rebuilds at every tick (at least every 250 ms), under a mutex.
- * /healthz adds the time since the snapshot to its staleness, so it never
- * reports fresher than the truth.
+ * metrics.c: /metrics (Prometheus text) and /healthz (JSON), served on the
+ * loop by the bounded HTTP server of httpd.h (its limits: 32 connections,
+ * 5 s from accept to close, 8 KiB of request head; only GET and HEAD of
+ * the two paths). The answers come from a snapshot that the loop rebuilds
+ * at every tick (at least every 250 ms). /healthz adds the time since the
+ * snapshot to its staleness, so it never reports fresher than the truth.
  */
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/httpd.h"
 #include "agent/log.h"
 
 struct agent_metrics {
-	nng_url *url;
-	nng_http_server *server;
-	pthread_mutex_t mu;
+	agent_httpd *httpd;
 	char *text;            /* /metrics body */
 	char *health;          /* /healthz body, without staleness */
 	uint64_t staleness_ms; /* at snap_us */
 	uint64_t snap_us;
 	uint64_t max_staleness_ms;
-	char region[WIRE_NAME_MAX + 1];
+	char addr[AGENT_URL_MAX]; /* for log lines */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -234,6 +231,30 @@ metrics_peers(agent *a, revokd_buf *b, const char *r)
 	}
 }
 
+/* Connections this endpoint dropped (httpd.h's limits). */
+static void
+metrics_http(struct agent_metrics *m, revokd_buf *b, const char *r)
+{
+	agent_httpd_stats st;
+
+	agent_httpd_get_stats(m->httpd, &st);
+	head(b, "revokd_metrics_dropped_total", "counter",
+	    "Connections to /metrics and /healthz refused (32 open already), "
+	    "cut at their 5 s deadline, or with heads over 8 KiB.");
+	put(b,
+	    "revokd_metrics_dropped_total{region=\"%s\",why=\"refused\"} "
+	    "%llu\n",
+	    r, (unsigned long long)st.refused);
+	put(b,
+	    "revokd_metrics_dropped_total{region=\"%s\",why=\"timeout\"} "
+	    "%llu\n",
+	    r, (unsigned long long)st.timeouts);
+	put(b,
+	    "revokd_metrics_dropped_total{region=\"%s\",why=\"oversize\"} "
+	    "%llu\n",
+	    r, (unsigned long long)st.oversize);
+}
+
 /* /healthz without the time-dependent fields, as JSON text. */
 static char *
 metrics_health(agent *a)
@@ -265,85 +286,60 @@ agent_metrics_refresh(agent *a)
 {
 	struct agent_metrics *m = a->metrics;
 	revokd_buf b = { 0 };
-	char *health;
 
 	if (m == NULL || a->engine == NULL)
 		return;
 	metrics_agent(a, &b, a->cfg.region);
 	metrics_peers(a, &b, a->cfg.region);
+	metrics_http(m, &b, a->cfg.region);
 	(void)revokd_buf_append(&b, "", 1);
-	health = metrics_health(a);
-	pthread_mutex_lock(&m->mu);
 	free(m->text);
 	free(m->health);
 	m->text = (char *)b.data;
-	m->health = health;
+	m->health = metrics_health(a);
 	m->staleness_ms = agent_staleness_ms(a);
 	m->snap_us = agent_now_us();
-	pthread_mutex_unlock(&m->mu);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Serving (nng threads)                                                    */
+/* Serving (loop thread, from httpd.c)                                      */
 /* ------------------------------------------------------------------------ */
 
+/* text as the body of r, with status (500 when out of memory). */
 static void
-metrics_send(nng_aio *aio, uint16_t status, const char *type, const char *body)
+metrics_reply(agent_httpd_reply *r, unsigned status, const char *type,
+    const char *text)
 {
-	nng_http_res *res;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", type);
-	if (body != NULL &&
-	    nng_http_res_copy_data(res, body, strlen(body)) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	r->content_type = type;
+	r->status = revokd_buf_append(&r->body, text, strlen(text)) == REVOKD_OK
+	                ? status
+	                : 500;
 }
 
 static void
-metrics_get_metrics(nng_aio *aio)
+metrics_get_metrics(struct agent_metrics *m, agent_httpd_reply *r)
 {
-	nng_http_handler *h = nng_aio_get_input(aio, 1);
-	struct agent_metrics *m = nng_http_handler_get_data(h);
-	char *copy;
-
-	pthread_mutex_lock(&m->mu);
-	copy = m->text ? strdup(m->text) : NULL;
-	pthread_mutex_unlock(&m->mu);
-	metrics_send(aio, copy ? 200 : 503,
+	metrics_reply(r, m->text ? 200 : 503,
 	    "text/plain; version=0.0.4; charset=utf-8",
-	    copy ? copy : "starting\n");
-	free(copy);
+	    m->text ? m->text : "starting\n");
 }
 
 static void
-metrics_get_health(nng_aio *aio)
+metrics_get_health(struct agent_metrics *m, agent_httpd_reply *r)
 {
-	nng_http_handler *h = nng_aio_get_input(aio, 1);
-	struct agent_metrics *m = nng_http_handler_get_data(h);
 	uint64_t now_us = agent_now_us(), staleness = 0;
 	json_t *o = NULL;
 	char *text = NULL;
 	bool ok;
 
-	pthread_mutex_lock(&m->mu);
 	if (m->health != NULL) {
 		o = json_loads(m->health, 0, NULL);
 		staleness =
 		    m->staleness_ms +
 		    (now_us > m->snap_us ? (now_us - m->snap_us) / 1000 : 0);
 	}
-	pthread_mutex_unlock(&m->mu);
 	if (o == NULL) {
-		metrics_send(aio, 503, "application/json",
+		metrics_reply(r, 503, "application/json",
 		    "{\"status\":\"starting\"}");
 		return;
 	}
@@ -357,49 +353,64 @@ metrics_get_health(nng_aio *aio)
 	    json_integer((json_int_t)m->max_staleness_ms));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
-	metrics_send(aio, ok ? 200 : 503, "application/json",
+	metrics_reply(r, ok ? 200 : 503, "application/json",
 	    text ? text : "{}");
 	free(text);
 }
 
-static int
-metrics_handler(struct agent_metrics *m, const char *path,
-    void (*fn)(nng_aio *))
+/* The handler of httpd.h: GET (or HEAD) of /metrics and /healthz. */
+static void
+metrics_serve(void *arg, const char *method, const char *path,
+    agent_httpd_reply *r)
 {
-	nng_http_handler *h;
-	int rv;
+	struct agent_metrics *m = arg;
+	bool known =
+	    strcmp(path, "/metrics") == 0 || strcmp(path, "/healthz") == 0;
 
-	if ((rv = nng_http_handler_alloc(&h, path, fn)) != 0)
-		return rv;
-	if ((rv = nng_http_handler_set_data(h, m, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(m->server, h)) != 0)
-		nng_http_handler_free(h);
-	return rv;
+	if (!known)
+		metrics_reply(r, 404, "text/plain; charset=utf-8",
+		    "not found\n");
+	else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		metrics_reply(r, 405, "text/plain; charset=utf-8",
+		    "method not allowed\n");
+	else if (strcmp(path, "/metrics") == 0)
+		metrics_get_metrics(m, r);
+	else
+		metrics_get_health(m, r);
+}
+
+static void
+metrics_log(void *arg, const char *event, const char *detail)
+{
+	struct agent_metrics *m = arg;
+
+	agent_log(AGENT_LOG_WARN, event, "metrics", m->addr, "reason", detail,
+	    NULL);
 }
 
 revokd_err
 agent_metrics_start(agent *a, char *err, size_t err_len)
 {
 	struct agent_metrics *m;
-	char url[AGENT_URL_MAX + 16];
-	int rv;
+	agent_httpd_config hc = { .addr = a->cfg.metrics,
+		.handler = metrics_serve,
+		.log = metrics_log };
+	char why[AGENT_ERR_LEN];
+	revokd_err e;
 
 	if (a->cfg.metrics[0] == '\0')
 		return REVOKD_OK;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return REVOKD_ENOMEM;
-	pthread_mutex_init(&m->mu, NULL);
 	m->max_staleness_ms = a->cfg.max_staleness_ms;
-	snprintf(url, sizeof(url), "http://%s", a->cfg.metrics);
-	if ((rv = nng_url_parse(&m->url, url)) != 0 ||
-	    (rv = nng_http_server_hold(&m->server, m->url)) != 0 ||
-	    (rv = metrics_handler(m, "/metrics", metrics_get_metrics)) != 0 ||
-	    (rv = metrics_handler(m, "/healthz", metrics_get_health)) != 0 ||
-	    (rv = nng_http_server_start(m->server)) != 0) {
-		snprintf(err, err_len, "metrics %s: %s", a->cfg.metrics,
-		    nng_strerror(rv));
-		agent_metrics_stop(m);
-		return REVOKD_EIO;
+	snprintf(m->addr, sizeof(m->addr), "%s", a->cfg.metrics);
+	hc.arg = m;
+	if ((e = agent_httpd_start(a->loop, &hc, &m->httpd, why,
+	         sizeof(why))) != REVOKD_OK) {
+		/* why is "ADDR: reason". */
+		snprintf(err, err_len, "metrics %s", why);
+		free(m);
+		return e;
 	}
 	a->metrics = m;
 	agent_metrics_refresh(a);
@@ -411,13 +422,7 @@ agent_metrics_stop(struct agent_metrics *m)
 {
 	if (m == NULL)
 		return;
-	if (m->server != NULL) {
-		nng_http_server_stop(m->server);
-		nng_http_server_release(m->server);
-	}
-	if (m->url != NULL)
-		nng_url_free(m->url);
-	pthread_mutex_destroy(&m->mu);
+	agent_httpd_stop(m->httpd);
 	free(m->text);
 	free(m->health);
 	free(m);
