@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,23 +72,6 @@ struct agent_httpd {
 	bool stopping;
 	agent_httpd_stats stats;
 };
-
-static revokd_err httpd__fail(char *err, size_t err_len, revokd_err code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Write the reason into err and return code. */
-static revokd_err
-httpd__fail(char *err, size_t err_len, revokd_err code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && err_len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* One of the server's handles is closed: free it after the last. */
 static void
@@ -531,17 +513,17 @@ httpd__bind(agent_httpd *h, const char *addr, char *err, size_t err_len)
 	int rc, e = EADDRNOTAVAIL;
 
 	if (!httpd__split_addr(addr, host, sizeof(host), port, sizeof(port)))
-		return httpd__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "%s: want HOST:PORT or [V6]:PORT", addr);
 	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
-		return httpd__fail(err, err_len, REVOKD_EINVAL, "%s: %s", addr,
+		return revokd_failf(err, err_len, REVOKD_EINVAL, "%s: %s", addr,
 		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next)
 		if ((e = httpd__listen_on(ai, &h->fd)) == 0)
 			break;
 	freeaddrinfo(res);
 	if (e != 0)
-		return httpd__fail(err, err_len, revokd_err_from_errno(e),
+		return revokd_failf(err, err_len, revokd_err_from_errno(e),
 		    "%s: %s", addr, strerror(e));
 	h->port = httpd__bound_port(h->fd);
 	return REVOKD_OK;
@@ -574,10 +556,10 @@ agent_httpd_start(uv_loop_t *loop, const agent_httpd_config *c,
 	int r;
 
 	if (c->addr == NULL || c->handler == NULL)
-		return httpd__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "HTTP server: no address or no handler");
 	if ((h = calloc(1, sizeof(*h))) == NULL)
-		return httpd__fail(err, err_len, REVOKD_ENOMEM,
+		return revokd_failf(err, err_len, REVOKD_ENOMEM,
 		    "%s: out of memory", c->addr);
 	h->loop = loop;
 	h->cfg = httpd__config(c);
@@ -588,7 +570,7 @@ agent_httpd_start(uv_loop_t *loop, const agent_httpd_config *c,
 	if ((r = uv_poll_init(loop, &h->poll, h->fd)) != 0) {
 		close(h->fd);
 		free(h);
-		return httpd__fail(err, err_len, REVOKD_EIO, "%s: %s", c->addr,
+		return revokd_failf(err, err_len, REVOKD_EIO, "%s: %s", c->addr,
 		    uv_strerror(r));
 	}
 	uv_timer_init(loop, &h->retry);

@@ -190,23 +190,6 @@ local__log(agent_local *s, const char *event, const char *fmt, ...)
 	s->cfg.log(s->cfg.arg, event, detail);
 }
 
-static revokd_err local__fail(char *err, size_t err_len, revokd_err code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Write the reason into err and return code. */
-static revokd_err
-local__fail(char *err, size_t err_len, revokd_err code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && err_len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 /* Append one frame (header and payload) to b. */
 static revokd_err
 local__append_frame(revokd_buf *b, const uint8_t *payload, size_t len)
@@ -988,20 +971,20 @@ local__check_config(const agent_local_config *c, char *err, size_t err_len)
 	struct sockaddr_un sa;
 
 	if (c->path == NULL || c->path[0] == '\0')
-		return local__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "local socket: no path");
 	if (strlen(c->path) >= sizeof(sa.sun_path))
-		return local__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "%s: socket path longer than %zu bytes", c->path,
 		    sizeof(sa.sun_path) - 1);
 	if ((c->mode & ~0777u) != 0)
-		return local__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "%s: socket mode %o has bits beyond 0777", c->path,
 		    c->mode);
 	if (c->max_frame == 0 || c->max_frame > UINT32_MAX ||
 	    c->max_output == 0 || c->max_connections == 0 ||
 	    c->on_frames == NULL || c->on_oversize == NULL)
-		return local__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "%s: invalid server limits or handlers", c->path);
 	return REVOKD_OK;
 }
@@ -1018,18 +1001,18 @@ local__probe(const char *path, char *err, size_t err_len)
 	int rc, e;
 
 	if (fd < 0)
-		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		return revokd_failf(err, err_len, revokd_err_from_errno(errno),
 		    "%s: socket: %s", path, strerror(errno));
 	local__sockaddr(&sa, path);
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	e = errno;
 	close(fd);
 	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-		return local__fail(err, err_len, REVOKD_EEXIST,
+		return revokd_failf(err, err_len, REVOKD_EEXIST,
 		    "%s: another process is serving this socket", path);
 	if (e == ECONNREFUSED || e == ENOENT)
 		return REVOKD_OK;
-	return local__fail(err, err_len, revokd_err_from_errno(e),
+	return revokd_failf(err, err_len, revokd_err_from_errno(e),
 	    "%s: cannot tell whether the socket is in use: %s", path,
 	    strerror(e));
 }
@@ -1044,17 +1027,17 @@ local__clear_path(const agent_local_config *c, char *err, size_t err_len)
 	if (lstat(c->path, &st) != 0) {
 		if (errno == ENOENT)
 			return REVOKD_OK;
-		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		return revokd_failf(err, err_len, revokd_err_from_errno(errno),
 		    "%s: %s", c->path, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return local__fail(err, err_len, REVOKD_EINVAL,
+		return revokd_failf(err, err_len, REVOKD_EINVAL,
 		    "%s: exists and is not a socket; leaving it alone",
 		    c->path);
 	if ((rc = local__probe(c->path, err, err_len)) != REVOKD_OK)
 		return rc;
 	if (unlink(c->path) != 0 && errno != ENOENT)
-		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		return revokd_failf(err, err_len, revokd_err_from_errno(errno),
 		    "%s: cannot remove the stale socket: %s", c->path,
 		    strerror(errno));
 	return REVOKD_OK;
@@ -1079,7 +1062,7 @@ local__bind(agent_local *s, int *out, char *err, size_t err_len)
 	int rc, e;
 
 	if (fd < 0)
-		return local__fail(err, err_len, revokd_err_from_errno(errno),
+		return revokd_failf(err, err_len, revokd_err_from_errno(errno),
 		    "%s: socket: %s", s->path, strerror(errno));
 	local__sockaddr(&sa, s->path);
 	old = umask((mode_t)(~s->cfg.mode & 0777));
@@ -1102,8 +1085,8 @@ local__bind(agent_local *s, int *out, char *err, size_t err_len)
 	return REVOKD_OK;
 fail:
 	close(fd);
-	return local__fail(err, err_len, revokd_err_from_errno(e), "%s: %s: %s",
-	    s->path, what, strerror(e));
+	return revokd_failf(err, err_len, revokd_err_from_errno(e),
+	    "%s: %s: %s", s->path, what, strerror(e));
 }
 
 static agent_local *
@@ -1155,7 +1138,7 @@ local__listen(agent_local *s, int fd, char *err, size_t err_len)
 	s->stopping = true;
 	uv_close((uv_handle_t *)&s->listener, local__on_server_handle_closed);
 	uv_close((uv_handle_t *)&s->idle, local__on_server_handle_closed);
-	return local__fail(err, err_len, REVOKD_EIO, "%s: listen: %s", s->path,
+	return revokd_failf(err, err_len, REVOKD_EIO, "%s: listen: %s", s->path,
 	    uv_strerror(r));
 }
 
@@ -1171,7 +1154,7 @@ agent_local_start(uv_loop_t *loop, const agent_local_config *c,
 	    (rc = local__clear_path(c, err, err_len)) != REVOKD_OK)
 		return rc;
 	if ((s = local__server_new(loop, c)) == NULL)
-		return local__fail(err, err_len, REVOKD_ENOMEM,
+		return revokd_failf(err, err_len, REVOKD_ENOMEM,
 		    "%s: out of memory", c->path);
 	if ((rc = local__bind(s, &fd, err, err_len)) != REVOKD_OK) {
 		local__server_free(s);

@@ -77,6 +77,10 @@ revokd_err revokd_err_from_errno(int errnum);
 void revokd_errf(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* revokd_errf, then return code: `return revokd_failf(err, ...);`. */
+revokd_err revokd_failf(char *err, size_t err_len, revokd_err code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /*
  * A small, fast, seeded pseudo-random source (xoshiro256**, seeded through
  * splitmix64). Deterministic for a given seed on every platform, which is what
