@@ -398,15 +398,38 @@ httpd__accept_error_passes(int e)
 	       e == ENETUNREACH;
 }
 
-/* A new connection: served, or closed at once at the cap. */
+/* The connection that has waited longest for its request, or NULL. */
+static httpd_conn *
+httpd__oldest_waiting(agent_httpd *h)
+{
+	httpd_conn *oldest = NULL;
+
+	/* h->conns is newest first: the last one found is the oldest. */
+	for (httpd_conn *c = h->conns; c != NULL; c = c->next)
+		if (!c->closing && !c->answered)
+			oldest = c;
+	return oldest;
+}
+
+/*
+ * At the cap, a new connection takes the place of the one that has waited
+ * longest for its request: idle connections can keep a scraper out only by
+ * outpacing its request, not by merely coming back before the deadline.
+ * When every connection is being answered, the new one is closed instead.
+ */
 static void
 httpd__take(agent_httpd *h, int fd)
 {
+	httpd_conn *oldest;
+
 	h->accept_failing = false;
 	if (h->open >= h->cfg.max_connections) {
 		h->stats.refused++;
-		close(fd);
-		return;
+		if ((oldest = httpd__oldest_waiting(h)) == NULL) {
+			close(fd);
+			return;
+		}
+		httpd__close(oldest);
 	}
 	httpd__conn_new(h, fd);
 }

@@ -7,8 +7,10 @@
  * Theory of protection. The endpoint must not be a way to take the agent's
  * descriptors or its loop, whatever clients do:
  *   - at most max_connections are open at once; a new connection beyond
- *     them is accepted and closed at once (counted as refused). The ones
- *     open are gone by their deadline at the latest, so a client refused
+ *     them closes the one that has waited longest for its request (or, when
+ *     all are being answered, is closed itself); either is counted as
+ *     refused. The ones open are gone by their deadline at the latest, so
+ *     idle connections cannot keep a client out, and a client refused
  *     while others hold the slots is served when it tries again after them;
  *   - every connection is closed request_timeout_ms after its accept at the
  *     latest, answered or not (counted as a timeout when the request had
@@ -96,7 +98,7 @@ uint16_t agent_httpd_port(const agent_httpd *h);
 /* Counters since start. */
 typedef struct agent_httpd_stats {
 	uint64_t accepted;     /* connections taken in, refused ones not */
-	uint64_t refused;      /* over max_connections, closed at once */
+	uint64_t refused;      /* closed at once at max_connections */
 	uint64_t requests;     /* handed to the handler */
 	uint64_t bad_requests; /* answered 400 */
 	uint64_t oversize;     /* heads over max_head, answered 431 */
