@@ -3,8 +3,9 @@
  * (local.h), on libuv.
  *
  * Theory of lifetimes. A server lives from agent_local_start until the close
- * callbacks of its listener and of every connection have run after
- * agent_local_stop (s->handles counts the handles not yet closed). A
+ * callbacks of its poll, retry and idle handles and of every connection
+ * have run after agent_local_stop (s->handles counts the handles not yet
+ * closed); the listening descriptor is closed once its poll handle is. A
  * connection lives from accept until its close callback; it stops counting
  * as open, and lets go of its slots, the moment local__close starts closing
  * it, so nothing after that point can reach it through a slot. A slot lives
@@ -68,6 +69,25 @@
  * asking one thing at a time waits about one turn, however many others
  * pipeline without end.
  *
+ * Theory of accepting. The listening socket is ours, watched with a
+ * uv_poll_t, and accept4(2) is called here; each accepted descriptor is
+ * handed to libuv with uv_pipe_open. uv_listen would not do: when accept
+ * fails for want of descriptors, libuv's listener closes a spare
+ * descriptor it set aside, then accepts and closes every waiting
+ * connection (clients on the authentication path dropped unanswered), and
+ * when it has no spare (none was free when its first stream was made, or
+ * another thread took the one it let go) it calls back with the error and
+ * retries at once, for ever, without returning to the loop. Here a failed
+ * accept stops the poll and a timer starts it again LOCAL_ACCEPT_RETRY_MS
+ * later: the loop sleeps while the connections wait in the kernel's
+ * backlog, and they are served once descriptors are back. Memory for a new
+ * connection failing counts as a failed accept (that one connection is
+ * dropped). One "accept_failed" line is logged per run of failures (a run
+ * ends with a connection taken, or refused). At most LOCAL_ACCEPTS_PER_TURN
+ * connections are taken per wakeup, so a flood of connects takes turns with the
+ * rest of the loop. A connection past max_connections is accepted and closed at
+ * once ("refused"): else it would wait in the backlog.
+ *
  * The process must ignore SIGPIPE: libuv writes with write(2), and a client
  * that went away would otherwise kill the agent.
  */
@@ -111,6 +131,12 @@
 /* The fewest requests a busy connection hands over at a time. */
 #define LOCAL_MIN_QUANTUM 1u
 
+/* Connections taken per wakeup of the listening socket, at most. */
+#define LOCAL_ACCEPTS_PER_TURN 64
+
+/* After a failed accept, the listening socket is left alone this long. */
+#define LOCAL_ACCEPT_RETRY_MS 100
+
 struct agent_local_slot {
 	agent_local_slot *next;
 	agent_local_conn *conn; /* NULL once the connection let go */
@@ -146,7 +172,9 @@ struct agent_local_conn {
 
 struct agent_local {
 	uv_loop_t *loop;
-	uv_pipe_t listener;
+	int fd;                 /* the listening socket */
+	uv_poll_t poll;         /* readable: connections wait to be accepted */
+	uv_timer_t retry;       /* polls again after a failed accept */
 	agent_local_config cfg; /* name and path point at our copies */
 	char *name, *path;
 	dev_t sock_dev; /* the socket file we made, to remove only it */
@@ -156,9 +184,10 @@ struct agent_local {
 	unsigned busy;                           /* connections busy */
 	uv_idle_t idle;                          /* runs while some are */
 	unsigned open;                           /* connections not closing */
-	unsigned handles;  /* listener and connections not closed */
-	size_t mem;        /* sum of c->cost, closing ones included */
-	size_t mem_budget; /* past it, growing connections are cut */
+	unsigned handles;    /* server handles and connections not closed */
+	size_t mem;          /* sum of c->cost, closing ones included */
+	size_t mem_budget;   /* past it, growing connections are cut */
+	bool accept_failing; /* logged already in this run of failures */
 	bool stopping;
 	uint8_t *readbuf;
 	agent_local_frame *frames; /* one read's frames, reused */
@@ -445,6 +474,15 @@ local__on_server_handle_closed(uv_handle_t *h)
 }
 
 static void
+local__on_poll_closed(uv_handle_t *h)
+{
+	agent_local *s = h->data;
+
+	close(s->fd);
+	local__handle_closed(s);
+}
+
+static void
 local__on_conn_closed(uv_handle_t *h)
 {
 	agent_local_conn *c = h->data;
@@ -522,7 +560,8 @@ agent_local_stop(agent_local *s)
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
 	    st.st_ino == s->sock_ino)
 		unlink(s->path);
-	uv_close((uv_handle_t *)&s->listener, local__on_server_handle_closed);
+	uv_close((uv_handle_t *)&s->poll, local__on_poll_closed);
+	uv_close((uv_handle_t *)&s->retry, local__on_server_handle_closed);
 	uv_close((uv_handle_t *)&s->idle, local__on_server_handle_closed);
 	for (agent_local_conn *c = s->conns; c != NULL; c = c->next)
 		local__close(c);
@@ -913,16 +952,14 @@ local__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 /* Accepting                                                                */
 /* ------------------------------------------------------------------------ */
 
-static void
-local__accept(agent_local *s)
+/* Serve the accepted socket fd; false, fd untouched, without memory. */
+static bool
+local__conn_new(agent_local *s, int fd)
 {
 	agent_local_conn *c = calloc(1, sizeof(*c));
 
-	if (c == NULL) {
-		/* libuv then waits for an accept that never comes: say so. */
-		local__log(s, "error", "%s: out of memory accepting", s->name);
-		return;
-	}
+	if (c == NULL)
+		return false;
 	uv_pipe_init(s->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	c->write_req.data = c;
@@ -934,31 +971,88 @@ local__accept(agent_local *s)
 	s->conns = c;
 	s->handles++;
 	s->open++;
-	if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->pipe) !=
-	    0) {
-		local__close(c);
-	} else if (s->open > s->cfg.max_connections) {
-		/* Accepted only to be closed: else it waits in the backlog. */
-		s->stats.refused++;
-		local__log(s, "refused", "%s: %u connections open already",
-		    s->name, s->cfg.max_connections);
+	if (uv_pipe_open(&c->pipe, fd) != 0) {
+		close(fd);
 		local__close(c);
 	} else {
 		s->stats.accepted++;
 		local__update_reading(c);
 	}
+	return true;
+}
+
+/*
+ * A connection was accepted: serve it, or refuse it past the cap. False
+ * when there is no memory for it (it is closed).
+ */
+static bool
+local__take_conn(agent_local *s, int fd)
+{
+	if (s->open >= s->cfg.max_connections) {
+		/* Accepted only to be closed: else it waits in the backlog. */
+		s->stats.refused++;
+		local__log(s, "refused", "%s: %u connections open already",
+		    s->name, s->cfg.max_connections);
+		close(fd);
+	} else if (!local__conn_new(s, fd)) {
+		close(fd);
+		return false;
+	}
+	s->accept_failing = false;
+	return true;
+}
+
+static void local__on_readable(uv_poll_t *p, int status, int events);
+
+static void
+local__on_retry(uv_timer_t *t)
+{
+	agent_local *s = t->data;
+
+	if (!s->stopping)
+		uv_poll_start(&s->poll, UV_READABLE, local__on_readable);
+}
+
+/* Stop watching the listening socket, and watch it again later. */
+static void
+local__accept_failed(agent_local *s, const char *reason)
+{
+	/* One line per run of failures, not one per retry. */
+	if (!s->accept_failing)
+		local__log(s, "accept_failed", "%s: accept: %s", s->name,
+		    reason);
+	s->accept_failing = true;
+	uv_poll_stop(&s->poll);
+	uv_timer_start(&s->retry, local__on_retry, LOCAL_ACCEPT_RETRY_MS, 0);
 }
 
 static void
-local__on_connection(uv_stream_t *listener, int status)
+local__on_readable(uv_poll_t *p, int status, int events)
 {
-	agent_local *s = listener->data;
+	agent_local *s = p->data;
 
-	if (status < 0)
-		local__log(s, "error", "%s: accept: %s", s->name,
-		    uv_strerror(status));
-	else
-		local__accept(s);
+	(void)events;
+	if (status < 0) {
+		local__accept_failed(s, uv_strerror(status));
+		return;
+	}
+	for (int i = 0; i < LOCAL_ACCEPTS_PER_TURN && !s->stopping; i++) {
+		int fd =
+		    accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			if (!local__take_conn(s, fd)) {
+				local__accept_failed(s, "out of memory");
+				return;
+			}
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			return;
+		} else if (errno != EINTR && errno != ECONNABORTED) {
+			/* Out of descriptors or memory, mostly. */
+			local__accept_failed(s, strerror(errno));
+			return;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1114,32 +1208,34 @@ local__server_new(uv_loop_t *loop, const agent_local_config *c)
 }
 
 /*
- * Hand the bound socket to libuv and listen. On failure the listener is
- * closing: s is freed by its close callback when the loop runs.
+ * Listen on the bound socket fd and watch it. On failure fd is closed and
+ * the socket file removed, and s is left to the caller to free.
  */
 static revokd_err
 local__listen(agent_local *s, int fd, char *err, size_t err_len)
 {
+	const char *why;
 	int r;
 
-	uv_pipe_init(s->loop, &s->listener, 0);
-	s->listener.data = s;
-	uv_idle_init(s->loop, &s->idle);
-	s->idle.data = s;
-	s->handles = 2;
-	if ((r = uv_pipe_open(&s->listener, fd)) != 0)
-		close(fd);
-	else
-		r = uv_listen((uv_stream_t *)&s->listener, SOMAXCONN,
-		    local__on_connection);
-	if (r == 0)
+	if (listen(fd, SOMAXCONN) != 0) {
+		why = strerror(errno);
+	} else if ((r = uv_poll_init(s->loop, &s->poll, fd)) != 0) {
+		why = uv_strerror(r);
+	} else {
+		s->fd = fd;
+		s->poll.data = s;
+		uv_timer_init(s->loop, &s->retry);
+		s->retry.data = s;
+		uv_idle_init(s->loop, &s->idle);
+		s->idle.data = s;
+		s->handles = 3;
+		uv_poll_start(&s->poll, UV_READABLE, local__on_readable);
 		return REVOKD_OK;
+	}
+	close(fd);
 	unlink(s->path);
-	s->stopping = true;
-	uv_close((uv_handle_t *)&s->listener, local__on_server_handle_closed);
-	uv_close((uv_handle_t *)&s->idle, local__on_server_handle_closed);
 	return revokd_failf(err, err_len, REVOKD_EIO, "%s: listen: %s", s->path,
-	    uv_strerror(r));
+	    why);
 }
 
 revokd_err
@@ -1160,8 +1256,10 @@ agent_local_start(uv_loop_t *loop, const agent_local_config *c,
 		local__server_free(s);
 		return rc;
 	}
-	if ((rc = local__listen(s, fd, err, err_len)) != REVOKD_OK)
+	if ((rc = local__listen(s, fd, err, err_len)) != REVOKD_OK) {
+		local__server_free(s);
 		return rc;
+	}
 	*out = s;
 	return REVOKD_OK;
 }

@@ -33,7 +33,8 @@
  * The socket file is created with the given mode (the umask is set around
  * bind, so servers start before other threads create files); a stale
  * socket file from a dead agent is replaced, a live one is not. Log events:
- * "refused", "cut_slow", "cut_memory", "oversize", "truncated", "error".
+ * "refused", "cut_slow", "cut_memory", "oversize", "truncated",
+ * "accept_failed", "error".
  * The process must ignore SIGPIPE.
  */
 #ifndef AGENT_LOCAL_H

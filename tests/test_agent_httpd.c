@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "agent/httpd.h"
+#include "testutil.h"
 
 #define MAX_CLIENTS 64
 #define MAX_SERVERS 4
@@ -729,44 +730,6 @@ child_main(fixture *f, int status_fd, int control_fd)
 	_exit(uv_loop_close(&loop) == 0 ? 0 : 5);
 }
 
-/* Read exactly len bytes from fd within ms. */
-static bool
-read_within(int fd, void *buf, size_t len, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-	char *p = buf;
-
-	while (len > 0 && now_ms() < end) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t r;
-
-		if (poll(&pfd, 1, (int)(end - now_ms())) <= 0)
-			continue;
-		if ((r = read(fd, p, len)) <= 0)
-			return false;
-		p += r;
-		len -= (size_t)r;
-	}
-	return len == 0;
-}
-
-/* Wait for the child's exit within ms; its status, or -1. */
-static int
-reap_child(fixture *f, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-	int status;
-
-	while (now_ms() < end) {
-		if (waitpid(f->child, &status, WNOHANG) == f->child) {
-			f->child = 0;
-			return status;
-		}
-		poll(NULL, 0, 5);
-	}
-	return -1;
-}
-
 static void
 test_out_of_descriptors_does_not_spin(void **state)
 {
@@ -792,7 +755,7 @@ test_out_of_descriptors_does_not_spin(void **state)
 	f->fds[f->nfds++] = status_pipe[0];
 	f->fds[f->nfds++] = control_pipe[1];
 	assert_true(
-	    read_within(status_pipe[0], &f->port, sizeof(f->port), WAIT_MS));
+	    tu_read_full(status_pipe[0], &f->port, sizeof(f->port), WAIT_MS));
 	/* A client connects every 45 ms while the child has no descriptor. */
 	t0 = now_ms();
 	while (now_ms() - t0 < 900 && nwaiting < 20) {
@@ -802,7 +765,7 @@ test_out_of_descriptors_does_not_spin(void **state)
 		nwaiting++;
 		pump(f, 45);
 	}
-	assert_true(read_within(status_pipe[0], &rep, sizeof(rep), WAIT_MS));
+	assert_true(tu_read_full(status_pipe[0], &rep, sizeof(rep), WAIT_MS));
 	print_message("out of descriptors (%u taken): %llu us CPU in %llu "
 	              "us, %llu failed accepts, %u logged\n",
 	    rep.fillers, (unsigned long long)rep.cpu_us,
@@ -822,7 +785,7 @@ test_out_of_descriptors_does_not_spin(void **state)
 	assert_int_equal(request_status(f, get), 200);
 	/* Closing control_fd stops the child, which stops its server. */
 	client_close(f, control_pipe[1]);
-	exit_status = reap_child(f, WAIT_MS);
+	exit_status = tu_reap_within(&f->child, WAIT_MS);
 	assert_true(WIFEXITED(exit_status));
 	assert_int_equal(WEXITSTATUS(exit_status), 0);
 }

@@ -8,6 +8,15 @@
  * The handler answers "re:" and the payload, except that a payload starting
  * with 'D' (or every payload, when the test says so) is kept to be answered
  * later, which is how ordering behind a late answer is checked.
+ *
+ * Out of descriptors, a server runs in a child with a lowered
+ * RLIMIT_NOFILE and every descriptor taken, while this process connects a
+ * client every 45 ms: the child's CPU time over that second, its log lines
+ * and whether the waiting clients are answered once descriptors return are
+ * checked, with descriptors to spare when the server started and with only
+ * the one it needed (libuv's own listener had then no spare descriptor,
+ * and retried a failed accept for ever without returning to the loop; with
+ * one, it dropped the waiting clients unanswered).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,12 +33,22 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <uv.h>
 
 #include "agent/local.h"
 #include "testutil.h"
 #include "wire/wire.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #define MAX_CLIENTS 1100
 #define MAX_DEFERRED 8192
@@ -53,6 +72,8 @@ typedef struct fixture {
 	size_t handled;      /* requests handed to the handler */
 	size_t before_probe; /* of those, before the one saying "probe" */
 	unsigned cut_logs, refused_logs, truncated_logs;
+	unsigned accept_failed_logs, error_logs;
+	pid_t child; /* of an out-of-descriptors test, until reaped */
 	uint8_t reply[1 << 16];
 	uint8_t *scratch; /* a test's big buffer, freed in teardown */
 } fixture;
@@ -120,6 +141,10 @@ on_log(void *arg, const char *event, const char *detail)
 		f->refused_logs++;
 	else if (strcmp(event, "truncated") == 0)
 		f->truncated_logs++;
+	else if (strcmp(event, "accept_failed") == 0)
+		f->accept_failed_logs++;
+	else if (strcmp(event, "error") == 0)
+		f->error_logs++;
 }
 
 /* Answer deferred request i late, with "late:" and text. */
@@ -257,12 +282,11 @@ send_frame(fixture *f, int fd, const char *payload)
 	client_send(f, fd, buf, frame(buf, payload, strlen(payload)));
 }
 
-/* Read exactly len bytes, running the loop; false on EOF, error, time. */
+/* Read exactly len bytes by end (ms), running the loop; false if not. */
 static bool
-client_recv(fixture *f, int fd, void *buf, size_t len)
+client_recv_by(fixture *f, int fd, void *buf, size_t len, uint64_t end)
 {
 	uint8_t *p = buf;
-	uint64_t end = now_ms() + WAIT_MS;
 
 	while (len > 0 && now_ms() < end) {
 		ssize_t r = recv(fd, p, len, MSG_DONTWAIT);
@@ -277,6 +301,13 @@ client_recv(fixture *f, int fd, void *buf, size_t len)
 		}
 	}
 	return len == 0;
+}
+
+/* Read exactly len bytes, running the loop; false on EOF, error, time. */
+static bool
+client_recv(fixture *f, int fd, void *buf, size_t len)
+{
+	return client_recv_by(f, fd, buf, len, now_ms() + WAIT_MS);
 }
 
 /* The next response on fd is exactly want. */
@@ -393,6 +424,10 @@ teardown(void **state)
 	fixture *f = *state;
 	bool closed = stop_server(f);
 
+	if (f->child > 0) {
+		kill(f->child, SIGKILL);
+		waitpid(f->child, NULL, 0);
+	}
 	for (size_t i = 0; i < f->nfds; i++)
 		close(f->fds[i]);
 	for (size_t i = 0; i < f->ndeferred; i++)
@@ -941,6 +976,287 @@ test_stop_leaks_nothing(void **state)
 			fill_deferred(f, i, "after free");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Out of descriptors (in a child)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The child's descriptor limit, its second of exhaustion, its clients. */
+#define CHILD_NOFILE 128
+#define EXHAUST_MS 1000
+#define WAITING_CLIENTS 20
+
+/* What the child reports after its second of exhaustion. */
+typedef struct exhaustion_report {
+	uint64_t cpu_us, wall_us;
+	unsigned accept_failed_logs, error_logs;
+	unsigned fillers; /* descriptors it had taken */
+	bool stuck;       /* sent by the watchdog: the loop never came back */
+} exhaustion_report;
+
+/* The child's state, kept where its watchdog (a signal handler) sees it. */
+static struct {
+	fixture *f;
+	int status_fd;
+	uint64_t t0_ns, cpu0_us;
+	unsigned fillers;
+} child;
+
+static uint64_t
+cpu_us_self(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* Write the report of the time since child.t0_ns to the parent. */
+static void
+child_report(bool stuck)
+{
+	exhaustion_report rep;
+
+	memset(&rep, 0, sizeof(rep)); /* padding too: it is written out */
+	rep.cpu_us = cpu_us_self() - child.cpu0_us;
+	rep.wall_us = (uv_hrtime() - child.t0_ns) / 1000;
+	rep.accept_failed_logs = child.f->accept_failed_logs;
+	rep.error_logs = child.f->error_logs;
+	rep.fillers = child.fillers;
+	rep.stuck = stuck;
+	if (write(child.status_fd, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(4);
+}
+
+/*
+ * A loop that never comes back from a callback (libuv's listener retrying
+ * a failed accept for ever) still reports what it spent, then the child
+ * ends: the test fails on numbers rather than on a silent timeout.
+ */
+static void
+child_watchdog(int sig)
+{
+	(void)sig;
+	child_report(true);
+	_exit(6);
+}
+
+static void
+child_stop_loop(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+static void
+child_control_readable(uv_poll_t *p, int status, int events)
+{
+	(void)status;
+	(void)events;
+	uv_stop(p->loop);
+}
+
+static void
+child_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* Open /dev/null until the limit, then close spare of them again. */
+static void
+child_take(int *fillers, unsigned spare)
+{
+	int fd;
+
+	while (child.fillers < CHILD_NOFILE &&
+	       (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fillers[child.fillers++] = fd;
+	if (errno != EMFILE || child.fillers < spare)
+		_exit(12);
+	while (spare-- > 0)
+		close(fillers[--child.fillers]);
+}
+
+/*
+ * The child: a server with every descriptor taken, 1 s of it (reported on
+ * status_fd), then descriptors back until control_fd is closed. Without
+ * spare, only one descriptor is free when the server starts (libuv sets
+ * one aside for its own listeners when it can). Exits through _exit only,
+ * never back into cmocka.
+ */
+static void
+child_main(fixture *f, bool spare, int status_fd, int control_fd)
+{
+	struct rlimit rl;
+	uv_loop_t loop;
+	uv_timer_t timer;
+	uv_poll_t control;
+	int fillers[CHILD_NOFILE];
+	char err[256];
+
+	child.f = f;
+	child.status_fd = status_fd;
+	f->accept_failed_logs = f->error_logs = 0;
+	if (uv_loop_init(&loop) != 0)
+		_exit(2);
+	uv_timer_init(&loop, &timer);
+	uv_poll_init(&loop, &control, control_fd);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		_exit(10);
+	rl.rlim_cur = CHILD_NOFILE;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		_exit(11);
+	if (!spare)
+		child_take(fillers, 1);
+	if (agent_local_start(&loop, &f->cfg, &f->server, err, sizeof(err)) !=
+	    REVOKD_OK)
+		_exit(3);
+	child_take(fillers, 0);
+	if (write(status_fd, &child.fillers, sizeof(child.fillers)) !=
+	    sizeof(child.fillers))
+		_exit(4);
+	signal(SIGALRM, child_watchdog);
+	alarm(2 * EXHAUST_MS / 1000);
+	child.t0_ns = uv_hrtime();
+	child.cpu0_us = cpu_us_self();
+	uv_update_time(&loop);
+	uv_timer_start(&timer, child_stop_loop, EXHAUST_MS, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	alarm(0);
+	child_report(false);
+	while (child.fillers > 0)
+		close(fillers[--child.fillers]);
+	/* Serve until the parent closes control_fd, 10 s at most. */
+	uv_poll_start(&control, UV_READABLE | UV_DISCONNECT,
+	    child_control_readable);
+	uv_update_time(&loop);
+	uv_timer_start(&timer, child_stop_loop, 10000, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	agent_local_stop(f->server);
+	uv_close((uv_handle_t *)&timer, child_handle_closed);
+	uv_close((uv_handle_t *)&control, child_handle_closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	_exit(uv_loop_close(&loop) == 0 ? 0 : 5);
+}
+
+/*
+ * Connect a client and send its request "w<i>" while nobody may accept:
+ * the connection waits in the backlog (or was dropped, and the send
+ * fails, which the answer will tell).
+ */
+static int
+waiting_client(fixture *f, unsigned i)
+{
+	uint8_t buf[32];
+	char text[16];
+	int fd = client_connect(f);
+
+	snprintf(text, sizeof(text), "w%u", i);
+	(void)send(fd, buf, frame(buf, text, strlen(text)),
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	return fd;
+}
+
+/* Whether fd's next response, by end (ms), is "re:w<i>". */
+static bool
+answered_by(fixture *f, int fd, unsigned i, uint64_t end)
+{
+	uint8_t got[WIRE_HEADER_LEN + 16];
+	char want[16];
+	size_t len;
+
+	snprintf(want, sizeof(want), "re:w%u", i);
+	len = strlen(want);
+	return client_recv_by(f, fd, got, WIRE_HEADER_LEN + len, end) &&
+	       got[0] == 0 && got[1] == 0 && got[2] == 0 && got[3] == len &&
+	       memcmp(got + WIRE_HEADER_LEN, want, len) == 0;
+}
+
+/*
+ * The child out of descriptors for 1 s while a client connects every
+ * 45 ms: it must not spin (CPU under a fifth of the time), must log one
+ * accept_failed line for the run of failures and no error line, and must
+ * answer every waiting client once descriptors are back.
+ */
+static void
+exhaust_and_serve(fixture *f, bool spare)
+{
+	exhaustion_report rep;
+	int status_pipe[2], control_pipe[2], waiting[WAITING_CLIENTS];
+	int exit_status, fd;
+	unsigned nwaiting = 0, answered = 0, fillers;
+	uint64_t t0, end;
+
+	/*
+	 * valgrind keeps the kernel's limit and makes EMFILE itself, closing
+	 * the descriptor the kernel gave: under it, a failed accept drops the
+	 * connection it took, and no server can keep a waiting client.
+	 */
+	if (RUNNING_ON_VALGRIND) {
+		print_message("skipped: valgrind's EMFILE drops connections\n");
+		skip();
+	}
+	assert_int_equal(pipe2(status_pipe, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(control_pipe, O_CLOEXEC), 0);
+	fflush(NULL);
+	assert_true((f->child = fork()) >= 0);
+	if (f->child == 0) {
+		close(status_pipe[0]);
+		close(control_pipe[1]);
+		child_main(f, spare, status_pipe[1], control_pipe[0]);
+	}
+	close(status_pipe[1]);
+	close(control_pipe[0]);
+	f->fds[f->nfds++] = status_pipe[0];
+	f->fds[f->nfds++] = control_pipe[1];
+	assert_true(
+	    tu_read_full(status_pipe[0], &fillers, sizeof(fillers), WAIT_MS));
+	t0 = now_ms();
+	while (now_ms() - t0 < 900 && nwaiting < WAITING_CLIENTS) {
+		waiting[nwaiting] = waiting_client(f, nwaiting);
+		nwaiting++;
+		pump(f, 45);
+	}
+	assert_true(tu_read_full(status_pipe[0], &rep, sizeof(rep), WAIT_MS));
+	/* Descriptors are back: the waiting clients are answered. */
+	end = now_ms() + WAIT_MS;
+	for (unsigned i = 0; i < nwaiting; i++)
+		answered += answered_by(f, waiting[i], i, end);
+	print_message("out of descriptors (%u taken, %s at start): %llu us "
+	              "CPU in %llu us%s, %u accept_failed and %u error lines, "
+	              "%u of %u waiting clients answered\n",
+	    rep.fillers, spare ? "descriptors to spare" : "one free",
+	    (unsigned long long)rep.cpu_us, (unsigned long long)rep.wall_us,
+	    rep.stuck ? " (loop stuck)" : "", rep.accept_failed_logs,
+	    rep.error_logs, answered, nwaiting);
+	assert_false(rep.stuck);
+	assert_true(rep.wall_us >= 900000);
+	assert_true(rep.cpu_us * 5 < rep.wall_us); /* under 20% */
+	assert_int_equal(answered, nwaiting);
+	assert_int_equal(rep.accept_failed_logs, 1);
+	assert_int_equal(rep.error_logs, 0);
+	fd = client_connect(f);
+	round_trip(f, fd, "after");
+	/* Closing control_fd stops the child, which stops its server. */
+	client_close(f, control_pipe[1]);
+	exit_status = tu_reap_within(&f->child, WAIT_MS);
+	assert_true(WIFEXITED(exit_status));
+	assert_int_equal(WEXITSTATUS(exit_status), 0);
+}
+
+/* Descriptors to spare when the server started. */
+static void
+test_out_of_descriptors_keeps_clients(void **state)
+{
+	exhaust_and_serve(*state, true);
+}
+
+/* Only the descriptor it needed was free when the server started. */
+static void
+test_out_of_descriptors_does_not_spin(void **state)
+{
+	exhaust_and_serve(*state, false);
+}
+
 int
 main(void)
 {
@@ -979,6 +1295,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop_leaks_nothing, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_out_of_descriptors_keeps_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_out_of_descriptors_does_not_spin, setup, teardown),
 	};
 
 	/* A client that went away must not kill the server's process. */

@@ -165,6 +165,25 @@ tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
 	return true;
 }
 
+/*
+ * Wait up to ms for the child *pid to exit: its wait status, with *pid set
+ * to 0 (reaped), or -1 when it is still running.
+ */
+static inline int
+tu_reap_within(pid_t *pid, unsigned ms)
+{
+	int status;
+
+	for (unsigned waited = 0; waited <= ms; waited += 5) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = 0;
+			return status;
+		}
+		poll(NULL, 0, 5);
+	}
+	return -1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Commands run as subprocesses                                             */
 /* ------------------------------------------------------------------------ */
