@@ -25,11 +25,15 @@
 static const char *const cluster_names[CLUSTER_MAX] = { "alpha", "beta",
 	"gamma", "delta", "epsilon", "zeta", "eta", "theta" };
 
-/* Every agent started by this process, for the exit handler. */
-static pid_t cluster_pids[64];
+/*
+ * The process groups of every agent this process started, and of what the
+ * caller added with cluster_guard: killed at exit and on SIGINT, SIGTERM
+ * or SIGHUP, so that nothing started here outlives it.
+ */
+static volatile pid_t cluster_pids[64];
+static bool cluster_guard_set;
 
 static int cluster_connect(const char *path);
-static bool cluster_atexit_set;
 
 uint64_t
 cluster_now_ms(void)
@@ -60,9 +64,42 @@ cluster_kill_all(void)
 		}
 }
 
+/* Only async-signal-safe calls: kill the groups, then die of sig. */
 static void
-cluster_track(pid_t pid, bool add)
+cluster_on_signal(int sig)
 {
+	for (size_t i = 0; i < sizeof(cluster_pids) / sizeof(*cluster_pids);
+	     i++)
+		if (cluster_pids[i] > 0)
+			kill(-cluster_pids[i], SIGKILL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* At the first guarded child: the exit handler and the signal handlers. */
+static void
+cluster_guard_install(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+
+	if (cluster_guard_set)
+		return;
+	cluster_guard_set = true;
+	atexit(cluster_kill_all);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa = { .sa_handler = cluster_on_signal }, old;
+
+		/* A handler the program set itself is left alone. */
+		if (sigaction(sigs[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_DFL)
+			sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+void
+cluster_guard(pid_t pid, bool add)
+{
+	cluster_guard_install();
 	for (size_t i = 0; i < sizeof(cluster_pids) / sizeof(*cluster_pids);
 	     i++)
 		if (add ? cluster_pids[i] == 0 : cluster_pids[i] == pid) {
@@ -218,10 +255,7 @@ cluster_new(unsigned n, const cluster_options *o, cluster *out)
 	    base ? base : "/tmp");
 	if (mkdtemp(c->dir) == NULL)
 		return REVOKD_EIO;
-	if (!cluster_atexit_set) {
-		atexit(cluster_kill_all);
-		cluster_atexit_set = true;
-	}
+	cluster_guard_install();
 	c->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		cluster_node *nd = &c->node[i];
@@ -295,7 +329,7 @@ cluster_start(cluster *c, unsigned i)
 	}
 	setpgid(pid, pid);
 	nd->pid = pid;
-	cluster_track(pid, true);
+	cluster_guard(pid, true);
 	/*
 	 * An agent that refuses its config exits at once. A socket file left
 	 * by a killed agent exists but refuses connections: connect.
@@ -304,7 +338,7 @@ cluster_start(cluster *c, unsigned i)
 		int fd;
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			cluster_track(pid, false);
+			cluster_guard(pid, false);
 			nd->pid = 0;
 			return false;
 		}
@@ -335,7 +369,7 @@ cluster_stop(cluster *c, unsigned i)
 			waitpid(nd->pid, &status, 0);
 		}
 	}
-	cluster_track(nd->pid, false);
+	cluster_guard(nd->pid, false);
 	nd->pid = 0;
 	return status;
 }
@@ -349,7 +383,7 @@ cluster_kill(cluster *c, unsigned i)
 		return;
 	kill(-nd->pid, SIGKILL);
 	waitpid(nd->pid, NULL, 0);
-	cluster_track(nd->pid, false);
+	cluster_guard(nd->pid, false);
 	nd->pid = 0;
 }
 

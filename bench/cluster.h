@@ -114,6 +114,14 @@ uint16_t cluster_free_port(void);
 /* Milliseconds on the monotonic clock. */
 uint64_t cluster_now_ms(void);
 
+/*
+ * Kill the process group of pid (a child started in a group of its own)
+ * with the cluster's agents, at exit and on SIGINT, SIGTERM or SIGHUP
+ * (add), or no longer (after reaping it). Agents are guarded by
+ * cluster_start itself.
+ */
+void cluster_guard(pid_t pid, bool add);
+
 /* ------------------------------------------------------------------------ */
 /* More helpers: a persistent client, logs, other processes                 */
 /* ------------------------------------------------------------------------ */

@@ -89,32 +89,6 @@ typedef struct hostile_attack {
 } hostile_attack;
 
 /* ------------------------------------------------------------------------ */
-/* Guard: the agent never outlives the suite                                */
-/* ------------------------------------------------------------------------ */
-
-static volatile pid_t hostile_pid;
-
-static void
-hostile_on_signal(int sig)
-{
-	if (hostile_pid > 0)
-		kill(-hostile_pid, SIGKILL);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-hostile_guard(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa = { .sa_handler = hostile_on_signal };
-
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -623,7 +597,6 @@ hostile_start(hostile_env *e)
 		return -1;
 	}
 	e->pid = e->c.node[0].pid;
-	hostile_pid = e->pid;
 	e->check_len =
 	    hostile_check_frame(HOSTILE_KNOWN, e->check, sizeof(e->check));
 	return 0;
@@ -641,7 +614,7 @@ bench_hostile(const bench_opts *o)
 		return 1;
 	e->o = o;
 	e->seconds = o->seconds ? (double)o->seconds : HOSTILE_SECONDS;
-	hostile_guard();
+	signal(SIGPIPE, SIG_IGN); /* the attackers' sends */
 	if (hostile_start(e) != 0)
 		rc = 1;
 	for (size_t i = 0; rc == 0 && i < sizeof(hostile_attacks) /
@@ -654,7 +627,6 @@ bench_hostile(const bench_opts *o)
 		fprintf(stderr, "revokd-bench: hostile: revokd: %s\n", why);
 		rc = 1;
 	}
-	hostile_pid = 0;
 	cluster_free(&e->c);
 	free(lat.us);
 	free(e);

@@ -28,7 +28,8 @@
  *
  * Without redis-server in PATH the redis rows are skipped with a note.
  * Every process the suite starts is stopped at its end, on failure, at
- * exit, and on SIGINT, SIGTERM or SIGHUP.
+ * exit, and on SIGINT, SIGTERM or SIGHUP (cluster_guard: each is in a
+ * process group of its own, so a terminal's ^C reaches only us).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -91,71 +92,6 @@ typedef struct query_env {
 	query_cell cell[QUERY_TARGETS][QUERY_PATTERNS];
 } query_env;
 
-/* ------------------------------------------------------------------------ */
-/* The guard: nothing is left running                                       */
-/* ------------------------------------------------------------------------ */
-
-/*
- * The suite's children (redis, ping-pong, the agent) are in process groups
- * of their own, so a terminal's ^C reaches only us: the guard passes it on.
- */
-static pid_t query_pids[4];
-static const int query_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-static struct sigaction query_old[4];
-static bool query_atexit_set;
-
-static void
-query_track(pid_t pid, bool add)
-{
-	for (size_t i = 0; i < sizeof(query_pids) / sizeof(*query_pids); i++)
-		if (add ? query_pids[i] == 0 : query_pids[i] == pid) {
-			query_pids[i] = add ? pid : 0;
-			return;
-		}
-}
-
-static void
-query_kill_all(void)
-{
-	for (size_t i = 0; i < sizeof(query_pids) / sizeof(*query_pids); i++)
-		if (query_pids[i] > 0) {
-			kill(-query_pids[i], SIGKILL);
-			waitpid(query_pids[i], NULL, 0);
-			query_pids[i] = 0;
-		}
-}
-
-/* Only async-signal-safe calls: kill the groups, then die of sig. */
-static void
-query_on_signal(int sig)
-{
-	for (size_t i = 0; i < sizeof(query_pids) / sizeof(*query_pids); i++)
-		if (query_pids[i] > 0)
-			kill(-query_pids[i], SIGKILL);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-query_guard(bool on)
-{
-	struct sigaction sa = { .sa_handler = query_on_signal };
-
-	if (on && !query_atexit_set) {
-		atexit(query_kill_all);
-		query_atexit_set = true;
-	}
-	for (size_t i = 0; i < sizeof(query_signals) / sizeof(int); i++) {
-		/* A peer that went away is an error to report, not a death. */
-		sa.sa_handler =
-		    query_signals[i] == SIGPIPE ? SIG_IGN : query_on_signal;
-		if (on)
-			sigaction(query_signals[i], &sa, &query_old[i]);
-		else
-			sigaction(query_signals[i], &query_old[i], NULL);
-	}
-}
-
 /* SIGTERM pid, give it 5 s, then SIGKILL its group; reap it. */
 static void
 query_stop(pid_t *pid)
@@ -167,7 +103,7 @@ query_stop(pid_t *pid)
 		usleep(10000);
 	kill(-*pid, SIGKILL);
 	waitpid(*pid, NULL, 0);
-	query_track(*pid, false);
+	cluster_guard(*pid, false);
 	*pid = 0;
 }
 
@@ -357,7 +293,6 @@ query_revokd_start(query_env *e)
 		cluster_print_log(&e->c, 0);
 		return -1;
 	}
-	query_track(e->c.node[0].pid, true);
 	hit = query_sample(&e->c, 0, REVOKD__LOCAL__VERDICT__REVOKED_TOKEN);
 	miss = query_sample(&e->c, e->o->entries, 0);
 	/* Ping-pong answers with the mean size of revokd's answers. */
@@ -370,7 +305,6 @@ query_revokd_stop(query_env *e)
 {
 	char why[512];
 
-	query_track(e->c.node[0].pid, false);
 	if (e->c.node[0].pid > 0 &&
 	    !cluster_shutdown(&e->c, why, sizeof(why))) {
 		fprintf(stderr, "revokd-bench: query: revokd: %s\n", why);
@@ -486,7 +420,7 @@ query_redis_wait(query_env *e)
 		if (pong)
 			return true;
 		if (waitpid(e->redis, NULL, WNOHANG) == e->redis) {
-			query_track(e->redis, false);
+			cluster_guard(e->redis, false);
 			e->redis = 0;
 			break;
 		}
@@ -569,7 +503,7 @@ query_redis_start(query_env *e)
 		e->redis = 0;
 		return -1;
 	}
-	query_track(e->redis, true);
+	cluster_guard(e->redis, true);
 	if (query_redis_wait(e) && (r.fd = cluster_open(e->redis_sock)) >= 0 &&
 	    query_redis_load(&r, e->o->entries))
 		rc = 0;
@@ -677,7 +611,7 @@ query_setup(query_env *e)
 		e->pingpong = 0;
 		return -1;
 	}
-	query_track(e->pingpong, true);
+	cluster_guard(e->pingpong, true);
 	return 0;
 }
 
@@ -803,13 +737,13 @@ bench_query(const bench_opts *o)
 	}
 	e->o = o;
 	e->dir = bench_mkdtemp(o);
-	query_guard(true);
+	/* A peer that went away is an error to report, not a death. */
+	signal(SIGPIPE, SIG_IGN);
 	if (query_setup(e) == 0 && query_rounds(e) == 0) {
 		query_report(e);
 		rc = 0;
 	}
 	query_teardown(e);
-	query_guard(false);
 	bench_rmdir(e->dir);
 	free(e);
 	return rc;
