@@ -5,8 +5,9 @@
  *
  * Everything lives under one temporary directory. Agents run in their own
  * process group; every one this kit started is killed at cluster_free and,
- * should the caller die first, at exit (an atexit handler), so a failing
- * test leaves nothing running.
+ * should the caller die first, at exit (an atexit handler) or on SIGINT,
+ * SIGTERM or SIGHUP (cluster_guard), so a failing test or an interrupted
+ * benchmark leaves nothing running.
  */
 #ifndef REVOKD_CLUSTER_H
 #define REVOKD_CLUSTER_H
