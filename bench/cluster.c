@@ -566,6 +566,21 @@ cluster_wait_ready(cluster *c, unsigned i, unsigned timeout_ms)
 	return false;
 }
 
+unsigned
+cluster_log_count(cluster *c, unsigned i, const char *needle)
+{
+	FILE *in = fopen(c->node[i].log, "r");
+	char line[4096];
+	unsigned n = 0;
+
+	if (in == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), in) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(in);
+	return n;
+}
+
 bool
 cluster_log_has(cluster *c, unsigned i, const char *needle, unsigned timeout_ms)
 {

@@ -97,6 +97,9 @@ int cluster_check_jti(cluster *c, unsigned i, const char *jti);
 uint64_t cluster_revoke(cluster *c, unsigned i, const char *jti,
     uint32_t wait_peers, Revokd__Local__Response **resp);
 
+/* Lines of node i's log containing needle (0 when it has no log yet). */
+unsigned cluster_log_count(cluster *c, unsigned i, const char *needle);
+
 /* True when node i's log holds a line containing needle (within ms). */
 bool cluster_log_has(cluster *c, unsigned i, const char *needle,
     unsigned timeout_ms);

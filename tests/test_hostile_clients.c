@@ -246,22 +246,6 @@ wait_connections(cluster *c, double want)
 	assert_true(have == want);
 }
 
-/* Lines of the agent's log that contain needle. */
-static unsigned
-log_count(cluster *c, const char *needle)
-{
-	FILE *f = fopen(c->node[0].log, "r");
-	char line[4096];
-	unsigned n = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Many connections                                                         */
 /* ------------------------------------------------------------------------ */
@@ -688,7 +672,8 @@ test_out_of_descriptors(void **state)
 	struct sockaddr_in si = { .sin_family = AF_INET };
 	struct rlimit low, old;
 	int good, fds[150], n_fds = 0, in_use;
-	unsigned failed_before = log_count(c, "accept_failed"), failed;
+	unsigned failed_before = cluster_log_count(c, 0, "accept_failed"),
+	         failed;
 	uint64_t cpu0, cpu1;
 	int answered;
 
@@ -718,7 +703,7 @@ test_out_of_descriptors(void **state)
 	usleep(2000000);
 	cpu1 = hu_cpu_ms(pid);
 	answered = check_on(good, KNOWN);
-	failed = log_count(c, "accept_failed") - failed_before;
+	failed = cluster_log_count(c, 0, "accept_failed") - failed_before;
 	print_message("out of descriptors (limit %d): %d attackers, agent CPU "
 	              "%llu ms in 2 s, %u accept_failed lines, %d fds\n",
 	    in_use + 8, n_fds, (unsigned long long)(cpu1 - cpu0), failed,

@@ -174,22 +174,6 @@ as_gamma(cluster *c, bool no_handshake, bool hello_only, revokd_err *err)
 	return p;
 }
 
-/* Lines of node i's log holding needle. */
-static unsigned
-log_count(cluster *c, unsigned i, const char *needle)
-{
-	FILE *in = fopen(c->node[i].log, "r");
-	char line[4096];
-	unsigned n = 0;
-
-	if (in == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), in) != NULL)
-		n += strstr(line, needle) != NULL;
-	fclose(in);
-	return n;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Tests                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -210,7 +194,8 @@ test_silent_connections(void **state)
 	int fds0 = hu_fds(pid), fds_peak = 0;
 	uint64_t start, taken, first_close = UINT64_MAX, last_close = 0;
 	uint64_t alpha_ms;
-	unsigned held, still, replaced0 = log_count(c, BETA, "too many");
+	unsigned held, still,
+	    replaced0 = cluster_log_count(c, BETA, "too many");
 
 	assert_non_null(v);
 	/* Alpha stops, so that it must dial again into the flood. */
@@ -223,9 +208,9 @@ test_silent_connections(void **state)
 		v[k].opened_ms = cluster_now_ms();
 	}
 	/* Wait until beta has taken them all: all but 64 replaced. */
-	while (
-	    log_count(c, BETA, "too many") - replaced0 < SILENT - MAX_PENDING &&
-	    cluster_now_ms() < start + 30000)
+	while (cluster_log_count(c, BETA, "too many") - replaced0 <
+	           SILENT - MAX_PENDING &&
+	       cluster_now_ms() < start + 30000)
 		usleep(50000);
 	taken = cluster_now_ms();
 	held = SILENT - poll_closed(v, SILENT);
@@ -290,7 +275,7 @@ test_stalled_handshakes(void **state)
 {
 	cluster *c = *state;
 	struct conn v[40];
-	unsigned n = 0, alpha_down = log_count(c, BETA, "peer=alpha");
+	unsigned n = 0, alpha_down = cluster_log_count(c, BETA, "peer=alpha");
 	uint64_t start = cluster_now_ms(), first = UINT64_MAX, last = 0;
 	revokd_err err;
 	hp_peer *real;
@@ -361,7 +346,7 @@ test_stalled_handshakes(void **state)
 	hp_free(real);
 	assert_int_equal(cluster_check_jti(c, BETA, KNOWN), REVOKED);
 	/* Alpha's link saw nothing: no line about it at all. */
-	assert_int_equal(log_count(c, BETA, "peer=alpha"), alpha_down);
+	assert_int_equal(cluster_log_count(c, BETA, "peer=alpha"), alpha_down);
 }
 
 int

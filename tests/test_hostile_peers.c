@@ -450,22 +450,6 @@ assert_converging(struct fixture *f, const char *tag)
 	assert_true(cluster_wait_verdict(&f->c, BETA, b, REVOKED, READY_MS));
 }
 
-/* Lines of node i's log that contain needle. */
-static unsigned
-log_count(struct fixture *f, unsigned i, const char *needle)
-{
-	FILE *in = fopen(f->c.node[i].log, "r");
-	char line[4096];
-	unsigned n = 0;
-
-	if (in == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), in) != NULL)
-		n += strstr(line, needle) != NULL;
-	fclose(in);
-	return n;
-}
-
 /* gamma logged a line about the attacker's connection holding needle. */
 static bool
 logged_for(struct fixture *f, const hp_peer *p, const char *needle)
@@ -1189,13 +1173,13 @@ test_absurd_values(void **state)
 	m.type = WIRE_HEARTBEAT;
 	m.u.heartbeat.hlc = ahead;
 	m.u.heartbeat.last_seq = seq;
-	lines = log_count(f, GAMMA, "event=clock_ahead");
+	lines = cluster_log_count(&f->c, GAMMA, "event=clock_ahead");
 	for (unsigned k = 0; k < 100; k++)
 		assert_true(hp_send_msg(p, &m, 5000));
 	assert_true(cluster_log_line(&f->c, GAMMA, CLOSE_MS,
 	    "event=clock_ahead", "peer=alpha", (const char *)NULL));
 	hp_pump(p, 300);
-	lines = log_count(f, GAMMA, "event=clock_ahead") - lines;
+	lines = cluster_log_count(&f->c, GAMMA, "event=clock_ahead") - lines;
 	print_message("100 heartbeats an hour ahead: %u clock_ahead lines\n",
 	    lines);
 	assert_true(lines >= 1 && lines <= 5);
@@ -1322,7 +1306,7 @@ test_recon_pull(void **state)
 	char series[128];
 	uint64_t t0 = cluster_now_ms();
 
-	limited0 = log_count(f, GAMMA, "event=repair_limited");
+	limited0 = cluster_log_count(&f->c, GAMMA, "event=repair_limited");
 	memset(nodes, 0, sizeof(nodes));
 	nodes[0] = 16;              /* 16 records */
 	memset(nodes + 4, 0x55, 4); /* each ITEMS */
@@ -1357,7 +1341,8 @@ test_recon_pull(void **state)
 	}
 	/* Sessions that may have been earned back while trying. */
 	refills = (unsigned)((cluster_now_ms() - t0) / PULL_REFILL_MS) + 1;
-	limited = log_count(f, GAMMA, "event=repair_limited") - limited0;
+	limited =
+	    cluster_log_count(&f->c, GAMMA, "event=repair_limited") - limited0;
 	snprintf(series, sizeof(series),
 	    "revokd_repairs_refused_total{region=\"%s\"}",
 	    f->c.node[GAMMA].name);
