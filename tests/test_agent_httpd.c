@@ -626,16 +626,6 @@ typedef struct exhaustion_report {
 	unsigned fillers; /* descriptors it had taken */
 } exhaustion_report;
 
-static uint64_t
-cpu_us_self(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
 static void
 child_stop_loop(uv_timer_t *t)
 {
@@ -704,11 +694,11 @@ child_main(fixture *f, int status_fd, int control_fd)
 	if (write(status_fd, &f->port, sizeof(f->port)) != sizeof(f->port))
 		_exit(3);
 	t0 = uv_hrtime();
-	rep.cpu_us = cpu_us_self();
+	rep.cpu_us = tu_cpu_us_self();
 	uv_update_time(&loop);
 	uv_timer_start(&timer, child_stop_loop, 1000, 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	rep.cpu_us = cpu_us_self() - rep.cpu_us;
+	rep.cpu_us = tu_cpu_us_self() - rep.cpu_us;
 	rep.wall_us = (uv_hrtime() - t0) / 1000;
 	agent_httpd_get_stats(h, &st);
 	rep.accept_failures = st.accept_failures;

@@ -1001,16 +1001,6 @@ static struct {
 	unsigned fillers;
 } child;
 
-static uint64_t
-cpu_us_self(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
 /* Write the report of the time since child.t0_ns to the parent. */
 static void
 child_report(bool stuck)
@@ -1018,7 +1008,7 @@ child_report(bool stuck)
 	exhaustion_report rep;
 
 	memset(&rep, 0, sizeof(rep)); /* padding too: it is written out */
-	rep.cpu_us = cpu_us_self() - child.cpu0_us;
+	rep.cpu_us = tu_cpu_us_self() - child.cpu0_us;
 	rep.wall_us = (uv_hrtime() - child.t0_ns) / 1000;
 	rep.accept_failed_logs = child.f->accept_failed_logs;
 	rep.error_logs = child.f->error_logs;
@@ -1117,7 +1107,7 @@ child_main(fixture *f, bool spare, int status_fd, int control_fd)
 	signal(SIGALRM, child_watchdog);
 	alarm(2 * EXHAUST_MS / 1000);
 	child.t0_ns = uv_hrtime();
-	child.cpu0_us = cpu_us_self();
+	child.cpu0_us = tu_cpu_us_self();
 	uv_update_time(&loop);
 	uv_timer_start(&timer, child_stop_loop, EXHAUST_MS, 0);
 	uv_run(&loop, UV_RUN_DEFAULT);

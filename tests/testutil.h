@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +164,17 @@ tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
 		len -= (size_t)got;
 	}
 	return true;
+}
+
+/* CPU time (user and system) this process has used, in µs. */
+static inline uint64_t
+tu_cpu_us_self(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /*
