@@ -416,9 +416,11 @@ local__busy_leave(agent_local_conn *c)
 		uv_idle_stop(&s->idle);
 }
 
+static void local__on_idle(uv_idle_t *h);
+
 /* Put c at the back of the busy queue (moving it there if it is in). */
 static void
-local__busy_enter(agent_local_conn *c, uv_idle_cb on_idle)
+local__busy_enter(agent_local_conn *c)
 {
 	agent_local *s = c->server;
 
@@ -431,7 +433,7 @@ local__busy_enter(agent_local_conn *c, uv_idle_cb on_idle)
 		s->busy_head = c;
 	s->busy_tail = c;
 	if (s->busy++ == 0)
-		uv_idle_start(&s->idle, on_idle);
+		uv_idle_start(&s->idle, local__on_idle);
 }
 
 /* How many requests c may hand over now: its share of a turn. */
@@ -845,8 +847,6 @@ local__oversize(agent_local_conn *c)
 	c->in_batch = false;
 }
 
-static void local__on_idle(uv_idle_t *h);
-
 /*
  * Hand a quantum of c's requests to the handler, then write; returns how
  * many. While more may wait, c is busy (at the back of the queue); once
@@ -875,7 +875,7 @@ local__serve(agent_local_conn *c)
 	if (c->closing)
 		return n;
 	if (n == quantum) {
-		local__busy_enter(c, local__on_idle);
+		local__busy_enter(c);
 	} else {
 		local__busy_leave(c);
 		/* All taken (frames live during on_frames only): shrink. */
